@@ -1,0 +1,243 @@
+// Package queue is qmail's on-disk queue (INTERNALS, qmail-queue(8)):
+// its layout, its file formats, qmail-queue's crash-safe write order, and
+// the client side that every program queueing mail uses.
+package queue
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+)
+
+// Error is a refusal from qmail-queue (or the $QMAILQUEUE program),
+// carrying qmail's text for the exit code (qmail.c's qmail_close).
+// Permanent errors are qmail's "D" texts, temporary ones its "Z" texts.
+type Error struct {
+	ExitCode  int // -1 when the queue program crashed or could not be waited for
+	Permanent bool
+	Text      string // e.g. "qq write error or disk full (#4.3.0)"
+}
+
+func (e *Error) Error() string { return e.Text }
+
+// Letter is the report letter qmail uses for this error: 'D' or 'Z'.
+func (e *Error) Letter() byte {
+	if e.Permanent {
+		return 'D'
+	}
+	return 'Z'
+}
+
+// ExitError maps a qmail-queue exit code to qmail's caller text (the table
+// in qmail-queue(8) and qmail.c). It returns nil for 0.
+func ExitError(code int) *Error {
+	perm := func(t string) *Error { return &Error{ExitCode: code, Permanent: true, Text: t} }
+	temp := func(t string) *Error { return &Error{ExitCode: code, Text: t} }
+	switch code {
+	case 0:
+		return nil
+	case 11, 115:
+		return perm("envelope address too long for qq (#5.1.3)")
+	case 31:
+		return perm("mail server permanently rejected message (#5.3.0)")
+	case 51:
+		return temp("qq out of memory (#4.3.0)")
+	case 52:
+		return temp("qq timeout (#4.3.0)")
+	case 53:
+		return temp("qq write error or disk full (#4.3.0)")
+	case 54:
+		return temp("qq read error (#4.3.0)")
+	case 55:
+		return temp("qq unable to read configuration (#4.3.0)")
+	case 56:
+		return temp("qq trouble making network connection (#4.3.0)")
+	case 61:
+		return temp("qq trouble in home directory (#4.3.0)")
+	case 62, 63, 64, 65, 66:
+		return temp("qq trouble creating files in queue (#4.3.0)")
+	case 71:
+		return temp("mail server temporarily rejected message (#4.3.0)")
+	case 72:
+		return temp("connection to mail server timed out (#4.4.1)")
+	case 73:
+		return temp("connection to mail server rejected (#4.4.1)")
+	case 74:
+		return temp("communication with mail server failed (#4.4.2)")
+	case 81, 91:
+		return temp("qq internal bug (#4.3.0)")
+	case 120:
+		return temp("unable to exec qq (#4.3.0)")
+	}
+	if code >= 11 && code <= 40 {
+		return perm("qq permanent problem (#5.3.0)")
+	}
+	return temp("qq temporary problem (#4.3.0)")
+}
+
+// Program is the queue program a caller runs: $QMAILQUEUE when set (used
+// as given, relative to the qmail home), else home/bin/qmail-queue.
+func Program(home string) string {
+	p := os.Getenv("QMAILQUEUE")
+	if p == "" {
+		p = filepath.Join("bin", "qmail-queue")
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(home, p)
+	}
+	return p
+}
+
+// Client hands one message to qmail-queue, as qmail.c does for every qmail
+// program that queues mail: the message is written to the child's fd 0,
+// then the envelope to its fd 1, then the exit code tells the outcome.
+type Client struct {
+	cmd      *exec.Cmd
+	msgPipe  *os.File
+	msg      *bufio.Writer
+	envPipe  *os.File
+	writeErr error
+	waited   bool
+}
+
+// Open starts the queue program (see Program) in the qmail home.
+func Open(home string) (*Client, error) {
+	msgR, msgW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	envR, envW, err := os.Pipe()
+	if err != nil {
+		msgR.Close()
+		msgW.Close()
+		return nil, err
+	}
+	cmd := exec.Command(Program(home))
+	cmd.Dir = home
+	cmd.Stdin = msgR
+	cmd.Stdout = envR
+	cmd.Stderr = os.Stderr
+	err = cmd.Start()
+	msgR.Close()
+	envR.Close()
+	if err != nil {
+		msgW.Close()
+		envW.Close()
+		return nil, &Error{ExitCode: 120, Text: "unable to exec qq (#4.3.0)"}
+	}
+	return &Client{cmd: cmd, msgPipe: msgW, msg: bufio.NewWriterSize(msgW, 64<<10), envPipe: envW}, nil
+}
+
+// Pid is the queue program's process id: qmail's "qp" in "250 ok ... qp N".
+func (c *Client) Pid() int { return c.cmd.Process.Pid }
+
+// Write adds message bytes. A write failure (the queue program went away)
+// is remembered and reported by Close, as qmail_fail does.
+func (c *Client) Write(p []byte) (int, error) {
+	if c.writeErr != nil {
+		return len(p), nil
+	}
+	if _, err := c.msg.Write(p); err != nil {
+		c.writeErr = err
+	}
+	return len(p), nil
+}
+
+// WriteString adds message bytes.
+func (c *Client) WriteString(s string) (int, error) {
+	if c.writeErr != nil {
+		return len(s), nil
+	}
+	if _, err := c.msg.WriteString(s); err != nil {
+		c.writeErr = err
+	}
+	return len(s), nil
+}
+
+// Fail marks the submission as failed (qmail_fail): Close then aborts the
+// queue program and reports an error, so nothing is queued.
+func (c *Client) Fail(err error) {
+	if c.writeErr == nil {
+		c.writeErr = err
+	}
+}
+
+// Close ends the message, sends the envelope (sender and recipients) and
+// waits for the queue program. It returns nil only when the message was
+// queued; otherwise an *Error with qmail's text.
+func (c *Client) Close(sender string, recipients []string) error {
+	if c.writeErr == nil {
+		if err := c.msg.Flush(); err != nil {
+			c.writeErr = err
+		}
+	}
+	c.msgPipe.Close()
+	if c.writeErr != nil {
+		// qmail closes the envelope pipe without the final NUL, so the
+		// queue program sees a truncated envelope and queues nothing.
+		c.envPipe.Close()
+		c.wait()
+		return &Error{ExitCode: 54, Text: "qq read error (#4.3.0)"}
+	}
+	env := bufio.NewWriter(c.envPipe)
+	env.WriteString(EncodeEnvelope(sender, recipients))
+	envErr := env.Flush()
+	c.envPipe.Close()
+	code := c.wait()
+	if code < 0 {
+		return &Error{ExitCode: -1, Text: "qq crashed (#4.3.0)"}
+	}
+	if qerr := ExitError(code); qerr != nil {
+		return qerr
+	}
+	if envErr != nil {
+		return &Error{ExitCode: 54, Text: "qq read error (#4.3.0)"}
+	}
+	return nil
+}
+
+// wait reaps the child and returns its exit code, or -1 after a crash.
+func (c *Client) wait() int {
+	if c.waited {
+		return c.cmd.ProcessState.ExitCode()
+	}
+	c.waited = true
+	err := c.cmd.Wait()
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return -1
+		}
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// EncodeEnvelope is the envelope qmail-queue reads on fd 1: "F" sender NUL,
+// "T" recipient NUL for each recipient, and a final NUL.
+func EncodeEnvelope(sender string, recipients []string) string {
+	n := len(sender) + 3
+	for _, r := range recipients {
+		n += len(r) + 2
+	}
+	b := make([]byte, 0, n)
+	b = append(b, 'F')
+	b = append(b, sender...)
+	b = append(b, 0)
+	for _, r := range recipients {
+		b = append(b, 'T')
+		b = append(b, r...)
+		b = append(b, 0)
+	}
+	b = append(b, 0)
+	return string(b)
+}
+
+var _ io.Writer = (*Client)(nil)
