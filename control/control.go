@@ -130,7 +130,10 @@ func (f *Files) ListDefault(name string) ([]string, error) {
 	return nil, nil
 }
 
-// ParseList applies control_readfile's rules to a whole file.
+// ParseList applies control_readfile's rules to a whole file: trailing
+// spaces and tabs are removed, empty lines and lines starting with '#'
+// are skipped. A line starting with NUL is skipped and a NUL inside a
+// line splits it, since qmail stores the lines NUL-terminated.
 func ParseList(r io.Reader) ([]string, error) {
 	br := bufio.NewReader(r)
 	var lines []string
@@ -145,9 +148,12 @@ func ParseList(r io.Reader) ([]string, error) {
 			return lines, nil
 		}
 		line = stripTrailing(line)
-		if line != "" && line[0] != '#' {
-			lines = append(lines, line)
+		if line == "" || line[0] == '#' || line[0] == 0 {
+			continue
 		}
+		// qmail keeps the lines as NUL-terminated strings in one
+		// buffer, so a NUL inside a line splits it into two entries.
+		lines = append(lines, strings.Split(line, "\x00")...)
 	}
 }
 

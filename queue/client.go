@@ -179,8 +179,16 @@ func (c *Client) Close(sender string, recipients []string) error {
 	if c.writeErr != nil {
 		// qmail closes the envelope pipe without the final NUL, so the
 		// queue program sees a truncated envelope and queues nothing.
+		// Its own exit code still wins (qmail_close): a queue program
+		// that died of a full disk made the writes fail, not the caller.
 		c.envPipe.Close()
-		c.wait()
+		code := c.wait()
+		if code < 0 {
+			return &Error{ExitCode: -1, Text: "qq crashed (#4.3.0)"}
+		}
+		if qerr := ExitError(code); qerr != nil {
+			return qerr
+		}
 		return &Error{ExitCode: 54, Text: "qq read error (#4.3.0)"}
 	}
 	env := bufio.NewWriter(c.envPipe)

@@ -71,3 +71,67 @@ func AppendRecord(b []byte, t byte, text string) []byte {
 	b = append(b, text...)
 	return append(b, 0)
 }
+
+// CopyEnvelope reads qmail-queue's envelope (its fd 1: "F" sender NUL,
+// then "T" recipient NUL for each recipient, then one more NUL) from src
+// and writes its records to dst as an intd/todo file holds them: the
+// same bytes without the final NUL. Nothing after the final NUL is read
+// on purpose. Failures are *EnqueueError with qmail-queue's codes:
+// ExitRead when the input ends (or fails) before the final NUL,
+// ExitEnvelope for a record of the wrong type, ExitAddrTooLong for an
+// address of MaxAddr bytes or more. A failure writing dst is reported by
+// dst's Flush. src must buffer at least MaxAddr+1 bytes.
+func CopyEnvelope(dst *bufio.Writer, src *bufio.Reader) error {
+	if src.Size() <= MaxAddr {
+		return fail(ExitBug, "envelope reader buffer too small", nil)
+	}
+	t, err := src.ReadByte()
+	if err != nil {
+		return readFail(err)
+	}
+	if t != 'F' {
+		return fail(ExitEnvelope, fmt.Sprintf("envelope starts with %q, not 'F'", t), nil)
+	}
+	for {
+		dst.WriteByte(t)
+		if err := copyAddress(dst, src); err != nil {
+			return err
+		}
+		t, err = src.ReadByte()
+		if err != nil {
+			return readFail(err)
+		}
+		if t == 0 {
+			return nil
+		}
+		if t != 'T' {
+			return fail(ExitEnvelope, fmt.Sprintf("envelope record of type %q, not 'T'", t), nil)
+		}
+	}
+}
+
+// copyAddress copies one address and its terminating NUL. As in qmail,
+// MaxAddr bytes without a NUL make the address too long even when the
+// input ends right there.
+func copyAddress(dst *bufio.Writer, src *bufio.Reader) error {
+	addr, err := src.ReadSlice(0)
+	if err == nil {
+		addr = addr[:len(addr)-1]
+	}
+	if len(addr) >= MaxAddr {
+		return fail(ExitAddrTooLong, fmt.Sprintf("envelope address of %d bytes or more", len(addr)), nil)
+	}
+	if err != nil {
+		return readFail(err)
+	}
+	dst.Write(addr)
+	dst.WriteByte(0)
+	return nil
+}
+
+func readFail(err error) error {
+	if err == io.EOF {
+		return fail(ExitRead, "envelope ends before its final NUL", io.ErrUnexpectedEOF)
+	}
+	return fail(ExitRead, "read envelope", err)
+}

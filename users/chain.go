@@ -1,0 +1,77 @@
+package users
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+
+	"github.com/goqmail/goqmail/control"
+)
+
+// Chain resolves a local part the way qmail-lspawn does: users/cdb, else
+// qmail-getpw's passwd rules, else the alias user with dash "-" and ext
+// the whole local part.
+type Chain struct {
+	// Home is the qmail home; users/cdb is read from Home/users/cdb.
+	Home string
+	// Accounts is the account database for the getpw step; nil means
+	// SystemAccounts.
+	Accounts Accounts
+	// Alias, when not nil, is the account of last resort instead of the
+	// passwd entry of "alias". An unprivileged installation (a
+	// $QMAILHOME owned by an ordinary user, as in tests and demos) has
+	// no alias account: there CallerAlias gives the calling user with
+	// home $QMAILHOME/alias, so postmaster & co. are delivered by
+	// $QMAILHOME/alias/.qmail-* files as in a real installation.
+	Alias *Passwd
+}
+
+// Resolve returns where mail for local goes. Errors are *Error with
+// qmail-lspawn's codes: ExitCDB for an unreadable users/cdb, ExitUsage
+// for a malformed users/cdb record, and qmail-getpw's codes.
+func (c *Chain) Resolve(local string) (Entry, error) {
+	e, ok, err := LookupFile(c.Home, local)
+	if errors.Is(err, ErrBadRecord) {
+		return Entry{}, &Error{ExitUsage, err}
+	}
+	if err != nil {
+		return Entry{}, &Error{ExitCDB, fmt.Errorf("trouble reading users/cdb: %w", err)}
+	}
+	if ok {
+		return e, nil
+	}
+	accounts := c.Accounts
+	if accounts == nil {
+		accounts = SystemAccounts{}
+	}
+	return GetPW(accounts, local, c.Alias)
+}
+
+// CallerAlias is the alias account of an unprivileged qmail home: the
+// user running the process, with home home/alias.
+func CallerAlias(home string) (*Passwd, error) {
+	uid, gid := os.Getuid(), os.Getgid()
+	name := strconv.Itoa(uid)
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	abs, err := filepath.Abs(filepath.Join(home, "alias"))
+	if err != nil {
+		return nil, fmt.Errorf("alias home: %w", err)
+	}
+	return &Passwd{Name: name, UID: uid, GID: gid, Home: abs}, nil
+}
+
+// DefaultAlias is the alias account for a qmail home: nil (the passwd
+// entry of "alias", as qmail) for the real home /var/qmail, and
+// CallerAlias for any other home, which only an unprivileged
+// installation selected through $QMAILHOME has.
+func DefaultAlias(home string) (*Passwd, error) {
+	if home == control.DefaultHome {
+		return nil, nil
+	}
+	return CallerAlias(home)
+}
