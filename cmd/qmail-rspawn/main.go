@@ -1,0 +1,32 @@
+// Command qmail-rspawn runs remote deliveries for qmail-send through
+// qmail-remote, or $QMAILREMOTE (qmail-rspawn(8)).
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/send/spawn"
+)
+
+func main() {
+	home := control.Home()
+	messDir := filepath.Join(home, "queue", "mess")
+	st, err := os.Stat(messDir)
+	if err != nil {
+		os.Exit(111)
+	}
+	spawn.CleanTCPTO(filepath.Join(home, "queue", "lock", "tcpto"))
+	srv := &spawn.Server{
+		MessDir:   messDir,
+		MessOwner: int(st.Sys().(*syscall.Stat_t).Uid),
+		Channel:   &spawn.Remote{Program: spawn.RemoteProgram(home, os.Getenv("QMAILREMOTE"))},
+	}
+	if err := srv.Serve(os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "qmail-rspawn: %v\n", err)
+		os.Exit(111)
+	}
+}

@@ -1,0 +1,336 @@
+package send_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goqmail/goqmail/internal/testenv"
+)
+
+func TestLocalDelivery(t *testing.T) {
+	t.Parallel()
+	home := newHome(t)
+	bob := maildir(t, home, "bob", "bob")
+	virt := maildir(t, home, "vbox-default", "vbox")
+	testenv.WriteControl(t, home, "virtualdomains", "virt.example:vbox\n")
+	attr := credentials(t, home)
+	m := start(t, home, attr)
+	m.waitFor(`^status: local 0/10 remote 0/20$`)
+
+	msg := "Subject: hello\n\nbody\n"
+	enqueue(t, home, attr, msg, "alice@example.org", "bob")
+	end := m.waitFor(`^end msg \d+$`)[0]
+	id := strings.TrimPrefix(end, "end msg ")
+	want := []string{
+		`^new msg ` + id + `$`,
+		`^info msg ` + id + `: bytes \d+ from <alice@example.org> qp \d+ uid \d+$`,
+		`^starting delivery 1: msg ` + id + ` to local bob@testhost.example$`,
+		`^status: local 1/10 remote 0/20$`,
+		`^delivery 1: success: did_1\+0\+0/$`,
+		`^status: local 0/10 remote 0/20$`,
+		`^end msg ` + id + `$`,
+	}
+	lines := m.lines()
+	i := 0
+	for _, l := range lines {
+		if i < len(want) && regexp.MustCompile(want[i]).MatchString(l) {
+			i++
+		}
+	}
+	must(t, i == len(want), "log lacks %q in order:\n%s", want[min(i, len(want)-1)], strings.Join(lines, "\n"))
+
+	got := files(t, bob)
+	must(t, len(got) == 1, "bob's maildir has %d messages", len(got))
+	must(t, strings.HasPrefix(got[0], "Return-Path: <alice@example.org>\nDelivered-To: bob@testhost.example\nReceived: "),
+		"delivered message: %q", got[0])
+	must(t, strings.HasSuffix(got[0], msg), "delivered message: %q", got[0])
+
+	// A virtual domain: the prepend makes a local address.
+	enqueue(t, home, attr, msg, "alice@example.org", "Carol@Virt.Example")
+	m.waitFor(`^starting delivery 2: msg \d+ to local vbox-Carol@Virt.Example$`)
+	m.waitCount(`^end msg \d+$`, 2)
+	must(t, len(files(t, virt)) == 1, "vbox maildir is empty")
+	m.stop()
+	queueEmpty(t, home)
+}
+
+func TestUnknownUserBounces(t *testing.T) {
+	t.Parallel()
+	home := newHome(t)
+	attr := credentials(t, home)
+	m := start(t, home, attr)
+	enqueue(t, home, attr, "Subject: lost\n\nhello\n", "alice@example.org", "nosuch@testhost.example")
+	m.waitFor(`^delivery 1: failure: Sorry,_no_mailbox_here_by_that_name._\(#5.1.1\)/$`)
+	m.waitFor(`^bounce msg \d+ qp \d+$`)
+	m.waitFor(`^starting delivery 2: msg \d+ to remote alice@example.org$`)
+	m.waitFor(`^delivery 2: success: 1.2.3.4_accepted_message./Remote_host_said:_250_ok/$`)
+	m.waitCount(`^end msg \d+$`, 2)
+	m.stop()
+	queueEmpty(t, home)
+
+	out := remoteOut(t, home)
+	must(t, len(out) == 1, "%d remote deliveries", len(out))
+	head, body, _ := strings.Cut(out[0], "\nReceived: ")
+	must(t, head == "example.org\n\nalice@example.org", "qmail-remote arguments %q", head)
+	_, bounce, _ := strings.Cut(body, "\nDate: ")
+	wantRE := regexp.MustCompile(`^\d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d -0000\n` +
+		regexp.QuoteMeta("From: MAILER-DAEMON@testhost.example\n"+
+			"To: alice@example.org\n"+
+			"Subject: failure notice\n"+
+			"\n"+
+			"Hi. This is the qmail-send program at testhost.example.\n"+
+			"I'm afraid I wasn't able to deliver your message to the following addresses.\n"+
+			"This is a permanent error; I've given up. Sorry it didn't work out.\n"+
+			"\n"+
+			"<nosuch@testhost.example>:\n"+
+			"Sorry, no mailbox here by that name. (#5.1.1)\n"+
+			"\n"+
+			"--- Below this line is a copy of the message.\n"+
+			"\n"+
+			"Return-Path: <alice@example.org>\n"+
+			"Received: ") + `[^\n]*\n` + regexp.QuoteMeta("Subject: lost\n\nhello\n") + `$`)
+	must(t, wantRE.MatchString(bounce), "bounce:\n%s", bounce)
+}
+
+func TestDoubleAndTripleBounce(t *testing.T) {
+	t.Parallel()
+	home := newHome(t)
+	pm := maildir(t, home, "postmaster", "pm")
+	testenv.WriteControl(t, home, "bouncefrom", "bouncer\n")
+	testenv.WriteControl(t, home, "bouncehost", "bounces.example\n")
+	attr := credentials(t, home)
+	m := start(t, home, attr)
+	enqueue(t, home, attr, "Subject: orphan\n\nhi\n", "", "nosuch@testhost.example")
+	m.waitFor(`^bounce msg \d+ qp \d+$`)
+	m.waitFor(`^starting delivery 2: msg \d+ to local postmaster@testhost.example$`)
+	m.waitCount(`^end msg \d+$`, 2)
+
+	got := files(t, pm)
+	must(t, len(got) == 1, "postmaster got %d messages", len(got))
+	for _, want := range []string{
+		"Return-Path: <#@[]>\n",
+		"From: bouncer@bounces.example\nTo: postmaster@testhost.example\nSubject: failure notice\n\n" +
+			"Hi. This is the qmail-send program at bounces.example.\n" +
+			"I tried to deliver a bounce message to this address, but the bounce bounced!\n\n" +
+			"<nosuch@testhost.example>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n" +
+			"--- Below this line is the original bounce.\n\nReturn-Path: <>\nReceived: ",
+	} {
+		must(t, strings.Contains(got[0], want), "double bounce lacks %q:\n%s", want, got[0])
+	}
+
+	// A failure of a double bounce is discarded.
+	enqueue(t, home, attr, "Subject: triple\n\nhi\n", "#@[]", "nosuch@testhost.example")
+	m.waitFor(`^triple bounce: discarding bounce/\d+$`)
+	m.waitCount(`^end msg \d+$`, 3)
+	m.stop()
+	queueEmpty(t, home)
+}
+
+func TestLoopBounces(t *testing.T) {
+	t.Parallel()
+	home := newHome(t)
+	maildir(t, home, "bob", "bob")
+	attr := credentials(t, home)
+	m := start(t, home, attr)
+	msg := strings.Repeat("Delivered-To: bob@testhost.example\n", 100) + "Subject: loop\n\nround and round\n"
+	enqueue(t, home, attr, msg, "alice@example.org", "bob@testhost.example")
+	m.waitFor(`^delivery 1: failure: This_message_is_looping:_it_already_has_my_Delivered-To_line._\(#5.4.6\)/$`)
+	m.waitFor(`^bounce msg \d+ qp \d+$`)
+	m.waitCount(`^end msg \d+$`, 2)
+	m.stop()
+	out := remoteOut(t, home)
+	must(t, len(out) == 1 && strings.Contains(out[0], "<bob@testhost.example>:\nThis message is looping"), "bounce: %q", out)
+}
+
+func TestRetryAndExpiry(t *testing.T) {
+	t.Parallel()
+	home := newHome(t)
+	writeFile(t, filepath.Join(home, "alias", ".qmail-flaky"), "|echo not now; exit 111\n", 0o600)
+	maildir(t, home, "bob", "bob")
+	attr := credentials(t, home)
+	m := start(t, home, attr)
+	enqueue(t, home, attr, "Subject: retry\n\nagain\n", "alice@example.org", "bob@testhost.example", "flaky@testhost.example")
+	m.waitFor(`^delivery 1: success: did_1\+0\+0/$`)
+	m.waitFor(`^delivery 2: deferral: not_now/$`)
+	// ALRM: the retry happens now instead of in 100 seconds.
+	m.signal(syscall.SIGALRM)
+	m.waitFor(`^starting delivery 3: msg \d+ to local flaky@testhost.example$`)
+	m.waitFor(`^delivery 3: deferral: not_now/$`)
+	m.stop()
+	must(t, len(m.waitFor(`^starting delivery \d+: msg \d+ to local bob@`)) == 1, "bob's delivery was repeated")
+
+	// After TERM the channel file carries the next retry time.
+	locals, _ := filepath.Glob(filepath.Join(home, "queue", "local", "*", "*"))
+	must(t, len(locals) == 1, "local files: %v", locals)
+	// The delivered recipient is marked done in place.
+	b, err := os.ReadFile(locals[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, string(b) == "Dbob@testhost.example\x00Tflaky@testhost.example\x00", "local file %q", b)
+	st, err := os.Stat(locals[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, st.ModTime().After(time.Now()), "next retry %v is not in the future", st.ModTime())
+	infos, _ := filepath.Glob(filepath.Join(home, "queue", "info", "*", "*"))
+	must(t, len(infos) == 1, "info files: %v", infos)
+	ist, err := os.Stat(infos[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, st.ModTime().Sub(ist.ModTime()) >= 99*time.Second, "retry %v too close to birth %v", st.ModTime(), ist.ModTime())
+
+	// A restart with a lifetime the message has outlived: the next
+	// attempt is the last one, and its deferral becomes a failure.
+	testenv.WriteControl(t, home, "queuelifetime", "1\n")
+	for time.Since(ist.ModTime()) <= 2*time.Second {
+		time.Sleep(100 * time.Millisecond)
+	}
+	m = start(t, home, attr)
+	m.waitFor(`^status: local 0/10 remote 0/20$`)
+	m.signal(syscall.SIGALRM)
+	m.waitFor(`^starting delivery 1: msg \d+ to local flaky@testhost.example$`)
+	m.waitFor(`^delivery 1: failure: not_now/I'm_not_going_to_try_again;_this_message_has_been_in_the_queue_too_long./$`)
+	m.waitFor(`^bounce msg \d+ qp \d+$`)
+	m.waitCount(`^end msg \d+$`, 2)
+	m.stop()
+	queueEmpty(t, home)
+	out := remoteOut(t, home)
+	must(t, len(out) == 1 && strings.Contains(out[0],
+		"<flaky@testhost.example>:\nnot now\nI'm not going to try again; this message has been in the queue too long.\n\n--- Below"),
+		"bounce: %q", out)
+}
+
+func TestSecondSendRefuses(t *testing.T) {
+	t.Parallel()
+	home := newHome(t)
+	attr := credentials(t, home)
+	m := start(t, home, attr)
+	m.waitFor(`^status: local 0/10 remote 0/20$`)
+	second := start(t, home, attr)
+	second.waitFor(`^alert: cannot start: qmail-send is already running$`)
+	err := second.cmd.Wait()
+	ee, ok := err.(interface{ ExitCode() int })
+	must(t, ok && ee.ExitCode() == 111, "second qmail-send: %v", err)
+	m.stop()
+}
+
+func TestCrashRestart(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	home := newHome(t)
+	box := maildir(t, home, "many", "many")
+	attr := credentials(t, home)
+	for i := 0; i < n; i++ {
+		to := "many@testhost.example"
+		if i%3 == 0 {
+			to = "far@remote.example"
+		}
+		enqueue(t, home, attr, fmt.Sprintf("Subject: number %d\n\n%d\n", i, i), "alice@example.org", to)
+	}
+	m := start(t, home, attr)
+	m.waitCount(`^delivery \d+: success`, n/4)
+	m.signal(syscall.SIGKILL)
+	m.cmd.Wait()
+
+	m = start(t, home, attr)
+	deadline := time.Now().Add(waitLimit)
+	for {
+		// A crash between "end msg" and qmail-clean's removal of the
+		// message leaves mess/N alone, for the 36-hour sweep, as in
+		// qmail; what counts is that nothing is left to deliver.
+		msgs, _ := filepath.Glob(filepath.Join(home, "queue", "info", "*", "*"))
+		todo, _ := filepath.Glob(filepath.Join(home, "queue", "todo", "*"))
+		msgs = append(msgs, todo...)
+		if len(msgs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages still queued:\n%s", len(msgs), strings.Join(m.lines(), "\n"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	m.stop()
+	seen := map[string]bool{}
+	for _, f := range append(files(t, box), remoteOut(t, home)...) {
+		_, rest, ok := strings.Cut(f, "Subject: number ")
+		if ok {
+			num, _, _ := strings.Cut(rest, "\n")
+			seen[num] = true
+		}
+	}
+	for i := 0; i < n; i++ {
+		if !seen[fmt.Sprint(i)] {
+			t.Errorf("message %d was lost", i)
+		}
+	}
+}
+
+func TestConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	home := newHome(t)
+	writeFile(t, filepath.Join(home, "alias", ".qmail-slow"), "|sleep 0.1\n", 0o600)
+	testenv.WriteControl(t, home, "concurrencylocal", "2\n")
+	testenv.WriteControl(t, home, "concurrencyremote", "500\n") // capped by the spawner's 120
+	attr := credentials(t, home)
+	for i := 0; i < 6; i++ {
+		enqueue(t, home, attr, "Subject: slow\n\n", "alice@example.org", "slow@testhost.example")
+	}
+	m := start(t, home, attr)
+	m.waitCount(`^end msg \d+$`, 6)
+	m.stop()
+	busy := false
+	for _, l := range m.lines() {
+		if strings.HasPrefix(l, "status: local 3/") {
+			t.Errorf("more deliveries than concurrencylocal: %q", l)
+		}
+		if strings.HasPrefix(l, "status: ") && l != "status: exiting" && !strings.HasSuffix(l, "/2 remote 0/120") {
+			t.Errorf("status line %q: want local limit 2, remote limit 120", l)
+		}
+		busy = busy || l == "status: local 2/2 remote 0/120"
+	}
+	must(t, busy, "the two local slots were never used together")
+}
+
+func TestLogger(t *testing.T) {
+	t.Parallel()
+	home := newHome(t)
+	maildir(t, home, "bob", "bob")
+	attr := credentials(t, home)
+	logFile := filepath.Join(home, "send.log")
+	cmd := exec.Command(filepath.Join(home, "bin", "qmail-start"), "./Maildir/", "sh", "-c", `exec cat >"$QMAILHOME/send.log"`)
+	cmd.Env = env(home)
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	enqueue(t, home, attr, "Subject: logged\n\n", "alice@example.org", "bob@testhost.example")
+	deadline := time.Now().Add(waitLimit)
+	for {
+		b, _ := os.ReadFile(logFile)
+		if strings.Contains(string(b), "\nend msg ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the logger got:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("qmail-send: %v", err)
+	}
+	b, _ := os.ReadFile(logFile)
+	must(t, strings.HasPrefix(string(b), "status: local 0/10 remote 0/20\n"), "log: %q", b)
+}

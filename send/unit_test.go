@@ -1,0 +1,289 @@
+package send
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goqmail/goqmail/queue"
+)
+
+func TestRewrite(t *testing.T) {
+	rw := NewRewriter("default.example",
+		[]string{"local.example", "Upper.Example"},
+		[]string{"hack.example", "local.example"},
+		[]string{"virt.example:v", "user@full.example:full", ".sub.example:sub", "none.example:", "dup.example:first", "dup.example:second", "nocolon"})
+	tests := []struct {
+		in    string
+		out   string
+		local bool
+	}{
+		{"bob", "bob@default.example", false},
+		{"bob@local.example", "bob@local.example", true},
+		{"Bob@upper.EXAMPLE", "Bob@upper.EXAMPLE", true},
+		{"bob@remote.example", "bob@remote.example", false},
+		{"a%b%local.example@hack.example", "a@b", false}, // local.example is in percenthack too
+		{"a%b%local.example@other.example", "a%b%local.example@other.example", false},
+		{"a%upper.example@hack.example", "a@upper.example", true},
+		{"a%remote.example@hack.example", "a@remote.example", false},
+		{"x%y@local.example", "x@y", false}, // percenthack applies to local domains too
+		{"nohack%x@remote.example", "nohack%x@remote.example", false},
+		{"carol@virt.example", "v-carol@virt.example", true},
+		{"carol@VIRT.example", "v-carol@VIRT.example", true},
+		{"user@full.example", "full-user@full.example", true},
+		{"other@full.example", "other@full.example", false},
+		{"a@b.sub.example", "sub-a@b.sub.example", true},
+		{"a@sub.example", "a@sub.example", false},
+		{"a@none.example", "a@none.example", false},
+		{"a@dup.example", "second-a@dup.example", true},
+		{"", "@default.example", false},
+	}
+	for _, tc := range tests {
+		out, local := rw.Rewrite(tc.in)
+		if out != tc.out || local != tc.local {
+			t.Errorf("Rewrite(%q) = %q, %v; want %q, %v", tc.in, out, local, tc.out, tc.local)
+		}
+	}
+	catchAll := NewRewriter("d", nil, nil, []string{":all", "skip.example:"})
+	for in, want := range map[string]string{"a@x.example": "all-a@x.example", "a@skip.example": "a@skip.example"} {
+		if out, _ := catchAll.Rewrite(in); out != want {
+			t.Errorf("catch-all Rewrite(%q) = %q, want %q", in, out, want)
+		}
+	}
+}
+
+func TestStripVirtualPrepend(t *testing.T) {
+	rw := NewRewriter("d", nil, nil, []string{"virt.example:v", ".sub.example:s"})
+	for in, want := range map[string]string{
+		"v-carol@virt.example": "carol@virt.example",
+		"x-carol@virt.example": "x-carol@virt.example",
+		"s-a@b.sub.example":    "a@b.sub.example",
+		"v-a@other.example":    "v-a@other.example",
+		"noat":                 "noat",
+	} {
+		if got := rw.stripVirtualPrepend(in); got != want {
+			t.Errorf("stripVirtualPrepend(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestBounceParagraph(t *testing.T) {
+	tests := []struct{ recip, report, want string }{
+		{"a@b", "Sorry. (#5.1.1)\n", "<a@b>:\nSorry. (#5.1.1)\n\n"},
+		{"a@b", "no newline", "<a@b>:\nno newline\n\n"},
+		{"a@b", "", "<a@b>:\n\n"},
+		// qmail turns the second newline of a pair into '/', which
+		// joins the blank line to the next one.
+		{"a\nb@c", "x\n\ny\n", "<a_b@c>:\nx\n/y\n\n"},
+		{"a@b", "x\n\n\ny", "<a@b>:\nx\n//y\n\n"},
+	}
+	for _, tc := range tests {
+		if got := BounceParagraph(tc.recip, tc.report); got != tc.want {
+			t.Errorf("BounceParagraph(%q, %q) = %q, want %q", tc.recip, tc.report, got, tc.want)
+		}
+	}
+}
+
+func TestQuoteAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                "",
+		"a@b":             "a@b",
+		"a b@c":           `"a b"@c`,
+		".a@b":            `".a"@b`,
+		"a..b@c":          `"a..b"@c`,
+		`a"\b@c`:          `"a\"\\b"@c`,
+		"#@[]":            "#@[]",
+		"nobody":          "nobody",
+		"x(y)@z":          `"x(y)"@z`,
+		"\xc3\xa9@b":      "\"\xc3\xa9\"@b",
+		"owner-@host-@[]": `"owner-@host-"@[]`,
+	} {
+		if got := quoteAddr(in); got != want {
+			t.Errorf("quoteAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestVERP(t *testing.T) {
+	for _, tc := range []struct{ sender, recip, want string }{
+		{"list-owner-@example.com-@[]", "joe@remote.example", "list-owner-joe=remote.example@example.com"},
+		{"list-owner@example.com", "joe@remote.example", "list-owner@example.com"},
+		{"x-@[]", "joe@remote.example", "x-@[]"},
+		{"o-@h-@[]", "noat", "o-@h-@[]"},
+		{"", "joe@r", ""},
+	} {
+		if got := verpSender(tc.sender, tc.recip); got != tc.want {
+			t.Errorf("verpSender(%q, %q) = %q, want %q", tc.sender, tc.recip, got, tc.want)
+		}
+	}
+}
+
+func TestRetrySchedule(t *testing.T) {
+	birth := time.Unix(1_000_000, 0)
+	for _, tc := range []struct {
+		age  int64
+		c    int
+		want int64
+	}{
+		{0, chanLocal, 100}, {99, chanLocal, 361}, {100, chanLocal, 400}, {400, chanLocal, 900},
+		{0, chanRemote, 400}, {400, chanRemote, 1600}, {1599, chanRemote, 3481}, {1600, chanRemote, 3600},
+	} {
+		got := nextRetry(birth, birth.Add(time.Duration(tc.age)*time.Second), tc.c)
+		if got.Sub(birth) != time.Duration(tc.want)*time.Second {
+			t.Errorf("age %d channel %d: retry at %v, want %ds", tc.age, tc.c, got.Sub(birth), tc.want)
+		}
+	}
+	for x := int64(0); x < 20000; x++ {
+		r := isqrt(x)
+		if r*r > x || (r+1)*(r+1) <= x {
+			t.Fatalf("isqrt(%d) = %d", x, r)
+		}
+	}
+}
+
+func TestLogSafe(t *testing.T) {
+	if got := logSafe("did 0+0+1\n\x01%é~!"); got != "did_0+0+1/__"+"__~!" {
+		t.Errorf("logSafe = %q", got)
+	}
+}
+
+func TestBounceHeader(t *testing.T) {
+	now := time.Date(2026, 3, 5, 4, 6, 7, 0, time.UTC)
+	got := BounceHeader(now, "MAILER-DAEMON", "h.example", "a b@c", "a b@c")
+	want := "Date: 5 Mar 2026 04:06:07 -0000\nFrom: MAILER-DAEMON@h.example\nTo: \"a b\"@c\nSubject: failure notice\n\n" +
+		"Hi. This is the qmail-send program at h.example.\n" +
+		"I'm afraid I wasn't able to deliver your message to the following addresses.\n" +
+		"This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+	if got != want {
+		t.Errorf("BounceHeader:\n%q\nwant\n%q", got, want)
+	}
+	if got := BounceSeparator(""); got != "--- Below this line is the original bounce.\n\nReturn-Path: <>\n" {
+		t.Errorf("double bounce separator %q", got)
+	}
+}
+
+func FuzzRewrite(f *testing.F) {
+	for _, s := range []string{"bob", "a%b%c@hack.example", "x@virt.example", "@", "%@hack.example", "a@b.sub.example"} {
+		f.Add(s)
+	}
+	rw := NewRewriter("d.example", []string{"local.example"}, []string{"hack.example"}, []string{"virt.example:v", ".sub.example:s", ":all"})
+	f.Fuzz(func(t *testing.T, recip string) {
+		out, local := rw.Rewrite(recip)
+		if !strings.Contains(out, "@") {
+			t.Fatalf("Rewrite(%q) = %q: no @", recip, out)
+		}
+		if len(out) > len(recip)+len("all-")+len("@d.example") {
+			t.Fatalf("Rewrite(%q) = %q grew too much", recip, out)
+		}
+		if !local && strings.HasPrefix(out, "all-") && !strings.HasPrefix(recip, "all-") {
+			t.Fatalf("Rewrite(%q) = %q, remote with a prepend", recip, out)
+		}
+	})
+}
+
+func FuzzBounceParagraph(f *testing.F) {
+	f.Add("a@b", "x\n\ny")
+	f.Add("a\nb", "")
+	f.Fuzz(func(t *testing.T, recip, report string) {
+		p := BounceParagraph(recip, report)
+		if !strings.HasSuffix(p, "\n\n") && !strings.HasSuffix(p, ">:\n\n") {
+			t.Fatalf("paragraph %q does not end with a blank line", p)
+		}
+		// qmail leaves the report's own last newline alone, so only the
+		// text before the final two bytes is free of blank lines.
+		if strings.Contains(p[:len(p)-2], "\n\n") {
+			t.Fatalf("paragraph %q has an inner blank line", p)
+		}
+	})
+}
+
+func TestRereadOnHUP(t *testing.T) {
+	home := t.TempDir()
+	if err := os.Mkdir(filepath.Join(home, "control"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(home, "control", name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("locals", "old.example\n")
+	write("percenthack", "hack.example\n")
+	var log strings.Builder
+	s := &Sender{cfg: Config{Home: home}, log: logger{&log}}
+	s.set = &settings{rw: NewRewriter("noat.example", []string{"old.example"}, []string{"hack.example"}, nil)}
+	write("locals", "new.example\n")
+	write("virtualdomains", "virt.example:v\n")
+	write("envnoathost", "changed.example\n")
+	write("percenthack", "\n")
+	s.reread()
+	for in, want := range map[string]string{
+		"a@new.example":    "a@new.example",
+		"a@old.example":    "a@old.example",
+		"a@virt.example":   "v-a@virt.example",
+		"a%b@hack.example": "a@b",
+		"a":                "a@noat.example",
+	} {
+		if got, _ := s.set.rw.Rewrite(in); got != want {
+			t.Errorf("after HUP Rewrite(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if _, local := s.set.rw.Rewrite("a@old.example"); local {
+		t.Errorf("old.example is still local after HUP")
+	}
+	if log.Len() != 0 {
+		t.Errorf("log: %q", log.String())
+	}
+}
+
+// TestSweep checks the 36-hour sweep with a fake qmail-clean: only a
+// message file that is old and has neither info nor todo is handed over.
+func TestSweep(t *testing.T) {
+	home := t.TempDir()
+	qdir := filepath.Join(home, "queue")
+	if err := queue.Create(qdir, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	old := now.Add(-37 * time.Hour)
+	mess := func(id int, atime time.Time) {
+		p := filepath.Join(qdir, "mess", strconv.Itoa(id%queue.Split), strconv.Itoa(id))
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, atime, atime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mess(100, old) // leftover: swept
+	mess(101, now) // young: kept
+	mess(102, old) // has info: kept
+	mess(103, old) // has todo: kept
+	if err := os.WriteFile(filepath.Join(qdir, "info", strconv.Itoa(102%queue.Split), "102"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(qdir, "todo", "103"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var requests strings.Builder
+	var log strings.Builder
+	s := &Sender{
+		cfg:    Config{Home: home, Clean: &requests},
+		qdir:   qdir,
+		log:    logger{&log},
+		now:    func() time.Time { return now },
+		msgs:   map[uint64]*message{},
+		cleanR: bufio.NewReader(strings.NewReader("+")),
+	}
+	s.sweep()
+	if requests.String() != "foop/100\x00" {
+		t.Errorf("qmail-clean got %q, want foop/100 only", requests.String())
+	}
+	if log.Len() != 0 {
+		t.Errorf("log: %q", log.String())
+	}
+}
