@@ -38,7 +38,30 @@ fuzz-smoke:
 test: vet unit fuzz-smoke
 
 demo: build
-	@sh docs/demo.sh $(BIN)
+	@sh scripts/demo.sh $(BIN)
 
 clean:
 	rm -rf $(BIN)
+
+# Not part of make test: minutes of load, root, and Postfix installed from
+# Debian if missing. BENCH_QUICK=1: a reduced run for development.
+.PHONY: bench
+bench: build
+	@sh bench/run.sh $(BIN) $(if $(BENCH_QUICK),-quick) $(BENCH_FLAGS)
+
+# make install: the programs into $(DESTDIR)$(QMAILHOME) with qmail's
+# layout, owners and modes, through qmailctl init (scripts/install.sh).
+# As root it first creates qmail's users and groups when missing. An
+# existing installation keeps its queue and control files.
+#   SENDMAIL_LINKS=yes  also link /usr/sbin/sendmail and /usr/lib/sendmail
+#   ME=host.example     control/me (and locals, rcpthosts) on a first install
+QMAILHOME ?= /var/qmail
+.PHONY: deb
+install: build
+	@sh scripts/install.sh "$(BIN)" "$(QMAILHOME)" "$(DESTDIR)" "$(SENDMAIL_LINKS)" "$(ME)"
+
+# make deb: a .deb built by packaging/ (nfpm as a library, in its own Go
+# module) with no Debian build tool; see docs/install.md.
+DEB_VERSION ?= 0.1.0
+deb: build
+	cd packaging && $(GO) run . -bin $(BIN) -man $(CURDIR)/docs/man -doc $(CURDIR)/docs -version $(DEB_VERSION) -o $(CURDIR)
