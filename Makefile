@@ -7,7 +7,7 @@
 GO       ?= go
 BIN      := $(CURDIR)/bin
 PROGRAMS := $(notdir $(wildcard cmd/*))
-FUZZTIME ?= 5s
+FUZZTIME ?= 2s
 # Integration tests run in parallel where they use their own homes and ports.
 TESTFLAGS ?= -timeout 20m
 
