@@ -3,6 +3,7 @@ package control
 import (
 	"bufio"
 	"fmt"
+	"github.com/goqmail/goqmail/internal/ascii"
 	"os"
 	"path/filepath"
 
@@ -33,7 +34,7 @@ func NewMRH(home string) error {
 			if line == "" {
 				return nil
 			}
-			host := stripTrailing(lowerASCII(line))
+			host := stripTrailing(ascii.Lower(line))
 			if host == "" || host[0] == '#' {
 				continue
 			}
@@ -42,16 +43,4 @@ func NewMRH(home string) error {
 			}
 		}
 	})
-}
-
-// lowerASCII lowercases A-Z only, byte by byte, as qmail's case_lowerb;
-// other bytes, valid UTF-8 or not, pass unchanged.
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/goqmail/goqmail/internal/ascii"
 	"io"
 	"os"
 	"strconv"
@@ -323,19 +324,9 @@ func (in *injector) readMFT(path string) error {
 	}
 	in.mft = make(map[string]bool, len(lines))
 	for _, l := range lines {
-		in.mft[asciiLower(l)] = true
+		in.mft[ascii.Lower(l)] = true
 	}
 	return nil
-}
-
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // setSender is -f: the argument, quoted as needed and completed like any
@@ -552,7 +543,7 @@ func (in *injector) mailFollowupTo() {
 	}
 	found := false
 	for _, a := range in.toCc {
-		if in.mft[asciiLower(a)] {
+		if in.mft[ascii.Lower(a)] {
 			found = true
 			break
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/goqmail/goqmail/internal/ascii"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -28,7 +29,7 @@ type Entry struct {
 // a NUL for a simple assignment (so that a simple key never equals a
 // wildcard prefix).
 func (a Assignment) Key() []byte {
-	key := append([]byte{'!'}, lowerASCII(a.Local)...)
+	key := append([]byte{'!'}, ascii.Lower(a.Local)...)
 	if !a.Wildcard {
 		key = append(key, 0)
 	}
@@ -109,7 +110,7 @@ func Lookup(db *cdb.Reader, local string) (e Entry, ok bool, err error) {
 	if !found {
 		return Entry{}, false, ErrNoWildcardKey
 	}
-	key := append(append([]byte{'!'}, lowerASCII(local)...), 0)
+	key := append(append([]byte{'!'}, ascii.Lower(local)...), 0)
 	wild := false
 	for i := len(key); i > 0; i-- {
 		if !wild || i == 1 || bytes.IndexByte(wildchars, key[i-1]) >= 0 {
@@ -176,15 +177,4 @@ func ParseRecord(b []byte) (Entry, error) { return parseRecord(b) }
 // Record renders e as qmail-getpw prints it.
 func (e Entry) Record() []byte {
 	return fmt.Appendf(nil, "%s\x00%d\x00%d\x00%s\x00%s\x00%s\x00", e.User, e.UID, e.GID, e.Home, e.Dash, e.Ext)
-}
-
-// lowerASCII lowercases A-Z only, as qmail's case_lowerb.
-func lowerASCII(s string) []byte {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return b
 }

@@ -2,6 +2,7 @@ package users
 
 import (
 	"bytes"
+	"github.com/goqmail/goqmail/internal/ascii"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,9 +76,9 @@ func FuzzLookup(f *testing.F) {
 		if err != nil || !ok {
 			return
 		}
-		lower := string(lowerASCII(strings.SplitN(local, "\x00", 2)[0]))
+		lower := ascii.Lower(strings.SplitN(local, "\x00", 2)[0])
 		for _, a := range as {
-			l := string(lowerASCII(a.Local))
+			l := ascii.Lower(a.Local)
 			if a.User == e.User && (l == lower || a.Wildcard && strings.HasPrefix(lower, l)) {
 				return
 			}

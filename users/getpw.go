@@ -3,6 +3,7 @@ package users
 import (
 	"errors"
 	"fmt"
+	"github.com/goqmail/goqmail/internal/ascii"
 	"os"
 	"os/user"
 	"strconv"
@@ -80,7 +81,7 @@ func GetPW(accounts Accounts, local string, alias *Passwd) (Entry, error) {
 		if end >= maxUserLen || (end < len(local) && local[end] != Break) {
 			continue
 		}
-		name := string(lowerASCII(local[:end]))
+		name := ascii.Lower(local[:end])
 		pw, err := accounts.User(name)
 		if err != nil {
 			return Entry{}, &Error{ExitSys, fmt.Errorf("looking up user %q: %w", name, err)}

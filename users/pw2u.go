@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/goqmail/goqmail/internal/ascii"
 	"io"
 	"io/fs"
 	"os"
@@ -122,12 +123,12 @@ func PW2U(home string, passwd io.Reader, out io.Writer, opts PW2UOptions) error 
 		if err != nil || !ok {
 			return err
 		}
-		accounts[string(lowerASCII(a.user))] = a
+		accounts[ascii.Lower(a.user)] = a
 		if a.user == AliasUser {
 			fmt.Fprintf(w, "+%s%s:\n", a.uugh, opts.DashColon)
 			sawAlias = true
 		}
-		names, ok := mailnames[string(lowerASCII(a.user))]
+		names, ok := mailnames[ascii.Lower(a.user)]
 		if !ok {
 			names = a.user
 		}
@@ -185,7 +186,7 @@ func pw2uAccount(line []byte, include map[string]bool, okInclude bool, exclude m
 	if !opts.AllowUpper && strings.ContainsAny(user, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
 		return account{}, false, nil
 	}
-	key := string(lowerASCII(user))
+	key := ascii.Lower(user)
 	if okInclude && !include[key] {
 		return account{}, false, nil
 	}
@@ -215,7 +216,7 @@ func writeSubuser(w *bufio.Writer, line []byte, accounts map[string]account, opt
 		return nil
 	}
 	sub, user, pre := f[0], f[1], f[2]
-	a, ok := accounts[string(lowerASCII(user))]
+	a, ok := accounts[ascii.Lower(user)]
 	if !ok {
 		return fmt.Errorf("unable to find %s user for subuser", user)
 	}
@@ -247,7 +248,7 @@ func readUsersList(dir, name string) ([]string, bool, error) {
 func set(lines []string) map[string]bool {
 	m := make(map[string]bool, len(lines))
 	for _, l := range lines {
-		m[string(lowerASCII(l))] = true
+		m[ascii.Lower(l)] = true
 	}
 	return m
 }
@@ -259,7 +260,7 @@ func colonMap(lines []string) map[string]string {
 	m := make(map[string]string, len(lines))
 	for _, l := range lines {
 		if k, v, ok := strings.Cut(l, ":"); ok {
-			m[string(lowerASCII(k))] = v
+			m[ascii.Lower(k)] = v
 		}
 	}
 	return m
