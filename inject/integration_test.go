@@ -301,7 +301,7 @@ func TestSendmailMailq(t *testing.T) {
 // real qmail-smtpd with sendmail's local environment.
 func TestSendmailSMTP(t *testing.T) {
 	t.Parallel()
-	swaks := needTool(t, "swaks")
+	swaks := testenv.Tool(t, "swaks", "swaks")
 	home := testenv.NewHome(t, "sendmail", "qmail-smtpd")
 	script, dir := captureQueue(t, 0)
 	cmd := exec.Command(swaks, "--pipe", filepath.Join(home, "bin", "sendmail")+" -bs",
@@ -371,17 +371,4 @@ func TestSendmailRealQueue(t *testing.T) {
 	if got := string(mess[loc[1]:]); got != want {
 		t.Errorf("queued message:\n got %q\nwant %q", got, want)
 	}
-}
-
-// needTool finds a program from a Debian package; CI must have it.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (Debian package %s)", name, name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
 }

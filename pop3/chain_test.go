@@ -2,6 +2,7 @@ package pop3_test
 
 import (
 	"bufio"
+	"github.com/goqmail/goqmail/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +15,7 @@ import (
 // "S: " line must be the next line received.
 func chainDialog(t *testing.T, script string) string {
 	t.Helper()
-	requireTool(t, "python3", "python3")
+	testenv.Tool(t, "python3", "python3")
 	w := newWorld(t)
 	home := filepath.Join(w.dir, "home")
 	md := maildir(t, home, nobody, nobody, twoMessages)

@@ -24,19 +24,6 @@ import (
 	"github.com/goqmail/goqmail/internal/testenv"
 )
 
-// requireTool finds a program from a Debian package; CI must have it.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s (Debian package %s) is missing", name, pkg)
-		}
-		t.Skipf("%s (Debian package %s) not installed", name, pkg)
-	}
-	return p
-}
-
 // nobody is the account the fake checkpassword runs qmail-pop3d as when
 // the tests run as root.
 const nobody = 65534
@@ -133,7 +120,7 @@ func listFiles(t *testing.T, md string) []string {
 // port.
 func tcpserve(t *testing.T, env []string, argv ...string) string {
 	t.Helper()
-	tcpserver := requireTool(t, "tcpserver", "ucspi-tcp")
+	tcpserver := testenv.Tool(t, "tcpserver", "ucspi-tcp")
 	cmd := exec.Command(tcpserver, append([]string{"-1", "-R", "-H", "-l", "pop.example", "127.0.0.1", "0"}, argv...)...)
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
@@ -177,7 +164,7 @@ type session struct {
 
 func poplib(t *testing.T, port, mode, user, password string) session {
 	t.Helper()
-	python := requireTool(t, "python3", "python3")
+	python := testenv.Tool(t, "python3", "python3")
 	out, err := exec.Command(python, filepath.Join("testdata", "pop3client.py"), port, mode, user, password).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pop3client.py: %v\n%s", err, out)
@@ -221,9 +208,9 @@ func TestPoplibAndMpopWithCheckpw(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("checkpw needs a system user: run as root")
 	}
-	checkpw := requireTool(t, "checkpw", "checkpw")
-	mpop := requireTool(t, "mpop", "mpop")
-	requireTool(t, "useradd", "passwd")
+	checkpw := testenv.Tool(t, "checkpw", "checkpw")
+	mpop := testenv.Tool(t, "mpop", "mpop")
+	testenv.Tool(t, "useradd", "passwd")
 	w := newWorld(t)
 	home := filepath.Join(w.dir, "home")
 	user := fmt.Sprintf("gqpop%d", os.Getpid()%1000000)
@@ -286,7 +273,7 @@ func TestPoplibAndMpopWithCheckpw(t *testing.T) {
 // tcpserver, for a maildir owned by nobody when running as root.
 func fakeChain(t *testing.T, env ...string) (port, md string, w *world, qmailHome string) {
 	t.Helper()
-	requireTool(t, "python3", "python3")
+	testenv.Tool(t, "python3", "python3")
 	w = newWorld(t)
 	home := filepath.Join(w.dir, "home")
 	md = maildir(t, home, nobody, nobody, twoMessages)

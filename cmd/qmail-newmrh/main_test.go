@@ -12,18 +12,6 @@ import (
 	"github.com/goqmail/goqmail/internal/testenv"
 )
 
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (Debian package freecdb): %v", name, err)
-		}
-		t.Skipf("%s not installed (Debian package freecdb)", name)
-	}
-	return p
-}
-
 // run runs prog with home as $QMAILHOME and stdin from the file at
 // stdinPath (cdbget needs a seekable stdin) when not "".
 func run(t *testing.T, home, stdinPath, prog string, args ...string) (string, string, int) {
@@ -53,7 +41,7 @@ func run(t *testing.T, home, stdinPath, prog string, args ...string) (string, st
 
 func TestNewMRH(t *testing.T) {
 	t.Parallel()
-	cdbget, cdbdump := needTool(t, "cdbget"), needTool(t, "cdbdump")
+	cdbget, cdbdump := testenv.Tool(t, "cdbget", "freecdb"), testenv.Tool(t, "cdbdump", "freecdb")
 	home := testenv.NewHome(t, "qmail-newmrh")
 	testenv.WriteControl(t, home, "morercpthosts", "Example.COM \t\n# comment\n\n.Sub.Example.Org\nlast.example")
 	prog := filepath.Join(home, "bin", "qmail-newmrh")

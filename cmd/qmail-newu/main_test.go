@@ -15,18 +15,6 @@ import (
 	"github.com/goqmail/goqmail/users"
 )
 
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (Debian package freecdb): %v", name, err)
-		}
-		t.Skipf("%s not installed (Debian package freecdb)", name)
-	}
-	return p
-}
-
 // run runs a program with home as $QMAILHOME, returning its stdout,
 // stderr and exit code.
 func run(t *testing.T, home string, stdin io.Reader, prog string, args ...string) (string, string, int) {
@@ -95,7 +83,7 @@ func openFile(t *testing.T, path string) *os.File {
 
 func TestNewU(t *testing.T) {
 	t.Parallel()
-	cdbdump, cdbget, cdbmake := needTool(t, "cdbdump"), needTool(t, "cdbget"), needTool(t, "cdbmake")
+	cdbdump, cdbget, cdbmake := testenv.Tool(t, "cdbdump", "freecdb"), testenv.Tool(t, "cdbget", "freecdb"), testenv.Tool(t, "cdbmake", "freecdb")
 	home := testenv.NewHome(t, "qmail-newu")
 	writeAssign(t, home, assign)
 	if out, errout, code := run(t, home, nil, filepath.Join(home, "bin", "qmail-newu")); code != 0 || out != "" || errout != "" {
@@ -184,7 +172,7 @@ func ptr(s string) *string { return &s }
 // qmail-newu writes) is read by our qmail-lspawn lookup.
 func TestLookupReadsCdbmake(t *testing.T) {
 	t.Parallel()
-	cdbmake := needTool(t, "cdbmake")
+	cdbmake := testenv.Tool(t, "cdbmake", "freecdb")
 	home := testenv.NewHome(t)
 	db := filepath.Join(home, "users", "cdb")
 	if _, errout, code := run(t, home, strings.NewReader(cdbmakeFormat(wantRecords)), cdbmake, db, db+".tmp"); code != 0 {

@@ -13,18 +13,6 @@ import (
 	"github.com/goqmail/goqmail/internal/testenv"
 )
 
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (Debian package freecdb): %v", name, err)
-		}
-		t.Skipf("%s not installed (Debian package freecdb)", name)
-	}
-	return p
-}
-
 func run(t *testing.T, home string, stdin *os.File, prog string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(prog, args...)
@@ -62,7 +50,7 @@ func writeFile(t *testing.T, path, content string) *os.File {
 // qmail-newu and is checked with freecdb's cdbget.
 func TestPW2UToNewU(t *testing.T) {
 	t.Parallel()
-	cdbget := needTool(t, "cdbget")
+	cdbget := testenv.Tool(t, "cdbget", "freecdb")
 	home := testenv.NewHome(t, "qmail-pw2u", "qmail-newu")
 	tmp := t.TempDir()
 

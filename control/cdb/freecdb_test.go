@@ -4,26 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/goqmail/goqmail/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 )
-
-// needTool returns the path of a freecdb program. CI installs freecdb,
-// so there a missing tool fails the test; elsewhere it skips.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (Debian package freecdb): %v", name, err)
-		}
-		t.Skipf("%s not installed (Debian package freecdb)", name)
-	}
-	return p
-}
 
 // interopRecords has what compatibility depends on: duplicate keys,
 // empty keys and values, binary bytes (NUL, 0xff, newline, "->") and
@@ -77,7 +64,7 @@ func runStdin(t *testing.T, stdin string, prog string, args ...string) ([]byte, 
 // Files we write are read by freecdb's cdbdump and cdbget.
 func TestFreecdbReadsOurs(t *testing.T) {
 	t.Parallel()
-	cdbdump, cdbget := needTool(t, "cdbdump"), needTool(t, "cdbget")
+	cdbdump, cdbget := testenv.Tool(t, "cdbdump", "freecdb"), testenv.Tool(t, "cdbget", "freecdb")
 	recs := interopRecords()
 	path := filepath.Join(t.TempDir(), "ours.cdb")
 	writeRecords(t, path, recs)
@@ -113,7 +100,7 @@ func TestFreecdbReadsOurs(t *testing.T) {
 // we write for the same records.
 func TestWeReadCdbmake(t *testing.T) {
 	t.Parallel()
-	cdbmake := needTool(t, "cdbmake")
+	cdbmake := testenv.Tool(t, "cdbmake", "freecdb")
 	recs := interopRecords()
 	dir := t.TempDir()
 	theirs := filepath.Join(dir, "theirs.cdb")

@@ -99,3 +99,31 @@ func WriteControl(t testing.TB, home, name, content string) {
 		t.Fatal(err)
 	}
 }
+
+// Tool returns the path of a program the tests use from a Debian package.
+// In CI (.ci/run installs the package) a missing program fails the test;
+// elsewhere the test is skipped.
+func Tool(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing (Debian package %s): .ci/run must install it", name, debianPackage)
+		}
+		t.Skipf("%s not installed (Debian package %s)", name, debianPackage)
+	}
+	return p
+}
+
+// Root skips a test that needs root outside CI, and fails it in CI,
+// where the tests run as root.
+func Root(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("this test needs root, and CI runs as root")
+	}
+	t.Skip("needs root")
+}
