@@ -2,21 +2,18 @@ package dns
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/testdns"
 	mdns "github.com/miekg/dns"
 )
 
@@ -92,144 +89,14 @@ $TTL 300
 2 IN PTR nomx.goqmail.test.
 `
 
-// nsdBinary finds nsd (Debian package nsd). In CI a missing nsd fails
-// the test; elsewhere it skips it.
-func nsdBinary(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"nsd", "/usr/sbin/nsd"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("nsd not installed (Debian package nsd)")
-	}
-	t.Skip("nsd not installed (Debian package nsd)")
-	return ""
-}
-
-// startNSD runs nsd in the foreground on 127.0.0.1 with a free port
-// serving the test zones, and returns "127.0.0.1:port".
-func startNSD(t *testing.T) string {
-	t.Helper()
-	nsd := nsdBinary(t)
-	dir := t.TempDir()
-	files := map[string]string{
-		"goqmail.test.zone": goqmailZone(),
-		"other.test.zone":   otherZone,
-		"reverse.zone":      reverseZone,
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var lastErr error
-	for try := 0; try < 5; try++ {
-		port, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr, err := runNSD(t, nsd, dir, port)
-		if err == nil {
-			return addr
-		}
-		lastErr = err
-	}
-	t.Fatalf("starting nsd: %v", lastErr)
-	return ""
-}
-
-// freePort finds a port free for both UDP and TCP on 127.0.0.1. nsd
-// cannot be told to pick one itself; if another process takes the port
-// before nsd binds it, startNSD tries another.
-func freePort() (int, error) {
-	for {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port, nil
-		}
-	}
-}
-
-func runNSD(t *testing.T, nsd, dir string, port int) (string, error) {
-	conf := fmt.Sprintf(`server:
-  ip-address: 127.0.0.1@%[2]d
-  do-ip6: no
-  username: ""
-  chroot: ""
-  zonesdir: "%[1]s"
-  database: ""
-  pidfile: "%[1]s/nsd.pid"
-  xfrdfile: "%[1]s/xfrd.state"
-  zonelistfile: "%[1]s/zone.list"
-  logfile: "%[1]s/nsd.log"
-  server-count: 1
-  verbosity: 1
-remote-control:
-  control-enable: no
-zone:
-  name: "goqmail.test"
-  zonefile: "goqmail.test.zone"
-zone:
-  name: "other.test"
-  zonefile: "other.test.zone"
-zone:
-  name: "2.0.192.in-addr.arpa"
-  zonefile: "reverse.zone"
-`, dir, port)
-	confPath := filepath.Join(dir, "nsd.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(nsd, "-d", "-c", confPath)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	client := &mdns.Client{Timeout: 200 * time.Millisecond}
-	probe := new(mdns.Msg).SetQuestion("goqmail.test.", mdns.TypeSOA)
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "nsd.log"))
-			return "", fmt.Errorf("nsd exited: %v\n%s%s", err, out.String(), log)
-		default:
-		}
-		if reply, _, err := client.Exchange(probe, addr); err == nil && reply.Rcode == mdns.RcodeSuccess && reply.Authoritative {
-			t.Cleanup(stop)
-			return addr, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	stop()
-	return "", errors.New("nsd did not answer")
-}
-
 // TestNSD runs the resolver against a real authoritative server.
 func TestNSD(t *testing.T) {
 	t.Parallel()
-	server := startNSD(t)
+	server := testdns.StartNSD(t,
+		testdns.Zone{Name: "goqmail.test", Content: goqmailZone()},
+		testdns.Zone{Name: "other.test", Content: otherZone},
+		testdns.Zone{Name: "2.0.192.in-addr.arpa", Content: reverseZone},
+	)
 	ctx := context.Background()
 
 	// The sizes really are what the test needs: the medium answer is
