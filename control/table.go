@@ -84,6 +84,8 @@ var Table = []Spec{
 	{Name: "rcpthosts", Kind: KindList, Readers: []string{"qmail-smtpd", "qmail-qmtpd"}, Doc: "domains accepted from unauthorized clients; missing means an open relay"},
 	{Name: "smtpgreeting", Kind: KindLine, UseMe: true, Readers: []string{"qmail-smtpd"}, Doc: "SMTP greeting; qmail-smtpd refuses to run without it or me"},
 	{Name: "smtproutes", Kind: KindKeyValue, Readers: []string{"qmail-remote"}, Doc: "artificial routes domain:relay[:port], Debian: |user|password"},
+	{Name: "dnsservers", Kind: KindList, Readers: []string{"qmail-remote"}, Doc: "goqmail: DNS servers to ask instead of /etc/resolv.conf's, IP or IP:port ([IPv6]:port) a line"},
+	{Name: "ipv6", Kind: KindInt, Default: "1", HasDefault: true, Readers: []string{"qmail-remote"}, Doc: "goqmail: 0 turns off IPv6 delivery (AAAA records, IPv6 literals and relays)"},
 	{Name: "timeoutconnect", Kind: KindInt, Default: "60", HasDefault: true, Readers: []string{"qmail-remote"}, Doc: "seconds to wait for an SMTP connection"},
 	{Name: "timeoutremote", Kind: KindInt, Default: "1200", HasDefault: true, Readers: []string{"qmail-remote"}, Doc: "seconds to wait for the remote SMTP server"},
 	{Name: "timeoutsmtpd", Kind: KindInt, Default: "1200", HasDefault: true, Readers: []string{"qmail-smtpd"}, Doc: "seconds to wait for the SMTP client (values below 1 mean 1)"},

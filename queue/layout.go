@@ -20,27 +20,38 @@ type Owners struct {
 	Qmail                  int // gid of group qmail
 }
 
-// dirSpec is one queue directory as hier.c makes it.
-type dirSpec struct {
-	name  string
-	owner func(*Owners) int
-	mode  os.FileMode
-	split bool
+// Dir is one queue directory as hier.c makes it.
+type Dir struct {
+	Name  string      // relative to the queue; "" is the queue itself
+	Owner string      // the account owning it: "qmailq" or "qmails"
+	Mode  os.FileMode // permission bits
+	Split bool        // holds subdirectories 0..Split-1 with the same owner and mode
 }
 
-func qmailq(o *Owners) int { return o.Qmailq }
-func qmails(o *Owners) int { return o.Qmails }
+// Layout is the queue's directories in creation order (hier.c). Create
+// makes them and qmailctl check verifies them.
+var Layout = []Dir{
+	{"", "qmailq", 0o750, false},
+	{"pid", "qmailq", 0o700, false},
+	{"intd", "qmailq", 0o700, false},
+	{"todo", "qmailq", 0o750, false},
+	{"bounce", "qmails", 0o700, false},
+	{"mess", "qmailq", 0o750, true},
+	{"info", "qmails", 0o700, true},
+	{"local", "qmails", 0o700, true},
+	{"remote", "qmails", 0o700, true},
+	{"lock", "qmailq", 0o750, false},
+}
 
-var layout = []dirSpec{
-	{"pid", qmailq, 0o700, false},
-	{"intd", qmailq, 0o700, false},
-	{"todo", qmailq, 0o750, false},
-	{"bounce", qmails, 0o700, false},
-	{"mess", qmailq, 0o750, true},
-	{"info", qmails, 0o700, true},
-	{"local", qmails, 0o700, true},
-	{"remote", qmails, 0o700, true},
-	{"lock", qmailq, 0o750, false},
+// uid is the uid of the named queue account.
+func (o *Owners) uid(account string) int {
+	switch account {
+	case "qmails":
+		return o.Qmails
+	case "qmailr":
+		return o.Qmailr
+	}
+	return o.Qmailq
 }
 
 // Create makes a complete empty queue at dir with qmail's modes and split
@@ -65,55 +76,48 @@ func Create(dir string, own *Owners) error {
 		}
 		return os.Chmod(path, mode) // not subject to umask
 	}
-	root := 0
-	if own != nil {
-		root = own.Qmailq
-	}
-	if err := mkdir(dir, root, 0o750); err != nil {
-		return err
-	}
-	for _, d := range layout {
+	for _, d := range Layout {
 		uid := 0
 		if own != nil {
-			uid = d.owner(own)
+			uid = own.uid(d.Owner)
 		}
-		p := filepath.Join(dir, d.name)
-		if err := mkdir(p, uid, d.mode); err != nil {
+		p := filepath.Join(dir, d.Name)
+		if err := mkdir(p, uid, d.Mode); err != nil {
 			return err
 		}
-		if !d.split {
+		if !d.Split {
 			continue
 		}
 		for i := 0; i < Split; i++ {
-			if err := mkdir(filepath.Join(p, strconv.Itoa(i)), uid, d.mode); err != nil {
+			if err := mkdir(filepath.Join(p, strconv.Itoa(i)), uid, d.Mode); err != nil {
 				return err
 			}
 		}
 	}
 	lock := filepath.Join(dir, "lock")
-	uid := func(f func(*Owners) int) int {
+	uid := func(account string) int {
 		if own == nil {
 			return 0
 		}
-		return f(own)
+		return own.uid(account)
 	}
 	if err := writeFile(filepath.Join(lock, "tcpto"), make([]byte, 1024), 0o644); err != nil {
 		return err
 	}
-	if err := chown(filepath.Join(lock, "tcpto"), uid(func(o *Owners) int { return o.Qmailr })); err != nil {
+	if err := chown(filepath.Join(lock, "tcpto"), uid("qmailr")); err != nil {
 		return err
 	}
 	if err := writeFile(filepath.Join(lock, "sendmutex"), nil, 0o600); err != nil {
 		return err
 	}
-	if err := chown(filepath.Join(lock, "sendmutex"), uid(qmails)); err != nil {
+	if err := chown(filepath.Join(lock, "sendmutex"), uid("qmails")); err != nil {
 		return err
 	}
 	trigger := filepath.Join(lock, "trigger")
 	if err := unix.Mkfifo(trigger, 0o622); err != nil {
 		return fmt.Errorf("mkfifo %s: %w", trigger, err)
 	}
-	if err := chown(trigger, uid(qmails)); err != nil {
+	if err := chown(trigger, uid("qmails")); err != nil {
 		return err
 	}
 	return os.Chmod(trigger, 0o622)

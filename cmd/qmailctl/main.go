@@ -13,15 +13,31 @@ import (
 	"github.com/goqmail/goqmail/control"
 )
 
+// exitError carries an exit status other than 1 out of a command.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
 func main() {
 	root := &cobra.Command{
-		Use:           "qmailctl",
-		Short:         "Manage a goqmail installation",
+		Use:   "qmailctl",
+		Short: "Manage a goqmail installation",
+		Long: `qmailctl manages a goqmail installation as Life with qmail's qmailctl
+script does: it starts, stops and signals the qmail services through
+daemontools (svc, svstat), runit (sv) or systemd (systemctl), shows the
+queue, rebuilds the cdb files, checks the configuration and writes the
+service definitions. See docs/qmailctl.md.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	g := addGlobalFlags(root)
 	root.AddCommand(initCommand())
+	root.AddCommand(controlCommands(g)...)
+	root.AddCommand(queueCommand(g), cdbCommand(g), checkCommand(g), servicesCommand(g), manCommand(root))
 	if err := root.Execute(); err != nil {
+		if e, ok := err.(exitError); ok {
+			os.Exit(e.code)
+		}
 		fmt.Fprintf(os.Stderr, "qmailctl: %v\n", err)
 		os.Exit(1)
 	}
