@@ -15,6 +15,7 @@ import (
 
 	"github.com/goqmail/goqmail/internal/testenv"
 	"github.com/goqmail/goqmail/queue"
+	"github.com/goqmail/goqmail/send/sendlog"
 )
 
 // waitLimit bounds how long a test waits for qmail-send to do something
@@ -232,44 +233,12 @@ func (m *manager) stop() {
 	checkLog(m.t, m.lines())
 }
 
-// logLine is the grammar of qmail-send's log (qmail-log(5)).
-var logLine = regexp.MustCompile(`^(status: local \d+/\d+ remote \d+/\d+( exitasap)?|status: exiting|new msg \d+|` +
-	`info msg \d+: bytes \d+ from <[!-~]*> qp \d+ uid \d+|starting delivery \d+: msg \d+ to (local|remote) [!-~]+|` +
-	`delivery \d+: (success|failure|deferral): [!-~]*|delivery \d+: report mangled, will defer|bounce msg \d+ qp \d+|` +
-	`triple bounce: discarding bounce/\d+|end msg \d+|(warning|alert): .*)$`)
-
-// checkLog parses a log as qmail-log(5) describes it, and pairs deliveries
-// the way qmailanalog's matchup does: each "starting delivery N" has
-// exactly one "delivery N:" after it, and each message that ends was new.
+// checkLog parses a log as qmail-log(5) describes it and pairs
+// deliveries and messages the way qmailanalog's matchup does.
 func checkLog(t *testing.T, lines []string) {
 	t.Helper()
-	started := map[string]bool{}
-	msgs := map[string]bool{}
-	startRE := regexp.MustCompile(`^starting delivery (\d+): msg (\d+) `)
-	doneRE := regexp.MustCompile(`^delivery (\d+): `)
-	for _, l := range lines {
-		if !logLine.MatchString(l) {
-			t.Errorf("log line does not parse: %q", l)
-		}
-		if strings.HasPrefix(l, "alert:") {
-			t.Errorf("alert in log: %q", l)
-		}
-		if m := startRE.FindStringSubmatch(l); m != nil {
-			if started[m[1]] {
-				t.Errorf("delivery %s started twice", m[1])
-			}
-			started[m[1]] = true
-		} else if m := doneRE.FindStringSubmatch(l); m != nil {
-			if !started[m[1]] {
-				t.Errorf("delivery %s finished but never started", m[1])
-			}
-			delete(started, m[1])
-		} else if id, ok := strings.CutPrefix(l, "new msg "); ok {
-			msgs[id] = true
-		}
-	}
-	for id := range started {
-		t.Errorf("starting delivery %s has no delivery line", id)
+	for _, p := range sendlog.Check(lines, sendlog.Options{Resumed: true}) {
+		t.Error(p)
 	}
 }
 
