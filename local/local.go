@@ -202,7 +202,7 @@ func (d *Delivery) checkLoop() error {
 	}
 	r := bufio.NewReaderSize(d.Message, 4096)
 	for {
-		line, complete, err := readLineCapped(r, len(d.dtline)+1)
+		line, complete, err := ReadLineCapped(r, len(d.dtline)+1)
 		if err != nil {
 			return tempf("Unable to read message: %s. (#4.3.0)", ErrText(err))
 		}
@@ -215,10 +215,10 @@ func (d *Delivery) checkLoop() error {
 	}
 }
 
-// readLineCapped reads one line, keeping at most max bytes of it (the
+// ReadLineCapped reads one line, keeping at most max bytes of it (the
 // rest is consumed and dropped). complete is false when input ended
 // before a newline.
-func readLineCapped(r *bufio.Reader, max int) (line string, complete bool, err error) {
+func ReadLineCapped(r *bufio.Reader, max int) (line string, complete bool, err error) {
 	var b []byte
 	for {
 		chunk, err := r.ReadSlice('\n')

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/goqmail/goqmail/internal/fsutil"
 	"io"
 	"io/fs"
 	"os"
@@ -124,7 +125,7 @@ func (d *maildirDelivery) deliver(dir string, msg io.Reader, rpline, dtline stri
 		return tempErr
 	}
 	os.Remove(tmp)
-	if err := syncDir(filepath.Join(dir, "new")); err != nil {
+	if err := fsutil.SyncDir(filepath.Join(dir, "new")); err != nil {
 		// The link may not be durable: take it back and let the
 		// delivery be retried rather than report a success that a
 		// crash could undo.
@@ -132,14 +133,4 @@ func (d *maildirDelivery) deliver(dir string, msg io.Reader, rpline, dtline stri
 		return tempErr
 	}
 	return nil
-}
-
-// syncDir fsyncs a directory, making the names created in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -2,6 +2,7 @@ package send
 
 import (
 	"fmt"
+	"github.com/goqmail/goqmail/internal/ascii"
 	"strings"
 	"time"
 )
@@ -59,7 +60,7 @@ func (rw *Rewriter) stripVirtualPrepend(recip string) string {
 		return recip
 	}
 	domain := recip[at+1:]
-	lower := lowerASCII(domain)
+	lower := ascii.Lower(domain)
 	for i := 0; i <= len(domain); i++ {
 		if i != 0 && i != len(domain) && domain[i] != '.' {
 			continue

@@ -1,6 +1,10 @@
 package send
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/goqmail/goqmail/internal/ascii"
+)
 
 // Rewriter is qmail-send's recipient rewriting (qmail-send(8), §3.5 of
 // the checklist): envnoathost, percenthack, locals and virtualdomains.
@@ -22,15 +26,15 @@ func NewRewriter(envnoathost string, locals, percenthack, virtualdomains []strin
 		VirtualDoms: map[string]string{},
 	}
 	for _, l := range locals {
-		rw.Locals[lowerASCII(l)] = true
+		rw.Locals[ascii.Lower(l)] = true
 	}
 	for _, l := range percenthack {
-		rw.PercentHack[lowerASCII(l)] = true
+		rw.PercentHack[ascii.Lower(l)] = true
 	}
 	for _, l := range virtualdomains {
 		k, v, ok := strings.Cut(l, ":")
 		if ok {
-			rw.VirtualDoms[lowerASCII(k)] = v
+			rw.VirtualDoms[ascii.Lower(k)] = v
 		}
 	}
 	return rw
@@ -45,7 +49,7 @@ func (rw *Rewriter) Rewrite(recip string) (addr string, local bool) {
 		addr += "@" + rw.EnvNoAtHost
 		i = len(recip)
 	}
-	for rw.PercentHack[lowerASCII(addr[i+1:])] {
+	for rw.PercentHack[ascii.Lower(addr[i+1:])] {
 		j := strings.LastIndexByte(addr[:i], '%')
 		if j < 0 {
 			break
@@ -54,10 +58,10 @@ func (rw *Rewriter) Rewrite(recip string) (addr string, local bool) {
 		i = j
 	}
 	at := strings.LastIndexByte(addr, '@')
-	if rw.Locals[lowerASCII(addr[at+1:])] {
+	if rw.Locals[ascii.Lower(addr[at+1:])] {
 		return addr, true
 	}
-	lower := lowerASCII(addr)
+	lower := ascii.Lower(addr)
 	for i := 0; i <= len(addr); i++ {
 		if i == 0 || i == at+1 || i == len(addr) || (i > at && addr[i] == '.') {
 			prepend, ok := rw.VirtualDoms[lower[i:]]
@@ -71,17 +75,4 @@ func (rw *Rewriter) Rewrite(recip string) (addr string, local bool) {
 		}
 	}
 	return addr, false
-}
-
-// lowerASCII lowercases A-Z only, keeping every other byte: qmail's
-// case-insensitive matching is ASCII-only, and the result must have the
-// same length as the input because it is sliced at the same offsets.
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }

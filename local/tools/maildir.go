@@ -3,6 +3,7 @@ package tools
 import (
 	"bufio"
 	"errors"
+	"github.com/goqmail/goqmail/internal/fsutil"
 	"io"
 	"os"
 	"path/filepath"
@@ -130,7 +131,7 @@ func Maildir2mbox(args []string, p IO) int {
 	}
 	// The rename must be durable before the messages go: otherwise a
 	// crash could lose them from both places.
-	if err := syncDirOf(mbox); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(mbox)); err != nil {
 		return p.die(111, fatal, "unable to move ", mboxTmp, " to ", mbox, ": ", local.ErrText(err))
 	}
 	for _, m := range msgs {
@@ -149,15 +150,6 @@ func flockWait(f *os.File) error {
 			return err
 		}
 	}
-}
-
-func syncDirOf(path string) error {
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // cleanTmp removes files from tmp/ not accessed for 36 hours: deliveries

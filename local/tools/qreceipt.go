@@ -3,7 +3,6 @@ package tools
 import (
 	"bufio"
 	"errors"
-	"io"
 	"strings"
 
 	"github.com/goqmail/goqmail/local"
@@ -93,7 +92,7 @@ func ReadHeader(r *bufio.Reader, max int) ([]string, error) {
 		}
 	}
 	for {
-		line, complete, err := readLine(r, max)
+		line, complete, err := local.ReadLineCapped(r, max)
 		if err != nil {
 			return nil, err
 		}
@@ -135,28 +134,6 @@ func ReadHeader(r *bufio.Reader, max int) ([]string, error) {
 		fields = append(fields, cur.String())
 	}
 	return fields, nil
-}
-
-// readLine reads a line keeping at most max bytes; complete is false at
-// the end of input without a newline.
-func readLine(r *bufio.Reader, max int) (string, bool, error) {
-	var b []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		if room := max - len(b); room > 0 {
-			b = append(b, chunk[:min(room, len(chunk))]...)
-		}
-		switch {
-		case err == nil:
-			return string(b), true, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case errors.Is(err, io.EOF):
-			return string(b), false, nil
-		default:
-			return "", false, err
-		}
-	}
 }
 
 // validField is hfield_valid: a name of printable non-space ASCII, then
