@@ -531,7 +531,7 @@ func TestMXOrder(t *testing.T) {
 // port and dump directory (one file per transaction).
 func startSink(t *testing.T, extra ...string) (int, string) {
 	t.Helper()
-	sink := requireTool(t, "smtp-sink", "postfix")
+	sink := testenv.Tool(t, "smtp-sink", "postfix")
 	// smtp-sink drops root privileges to nobody, who cannot enter
 	// t.TempDir()'s private parent: the dump directory lives in /tmp.
 	dir, err := os.MkdirTemp("", "goqmail-sink-")

@@ -415,22 +415,3 @@ func startDNS(t *testing.T, z *dnsZone) string {
 }
 
 func itoa(n int) string { return big.NewInt(int64(n)).String() }
-
-// requireTool finds a program from a Debian package: a missing one fails
-// the test in CI and skips it elsewhere.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		for _, dir := range []string{"/usr/sbin", "/usr/bin"} {
-			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-				return filepath.Join(dir, name)
-			}
-		}
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing: install Debian package %s", name, pkg)
-		}
-		t.Skipf("%s missing (Debian package %s)", name, pkg)
-	}
-	return p
-}

@@ -25,19 +25,6 @@ var systemPrograms = []string{
 	"qmail-newmrh", "qmail-qread", "qmail-qstat",
 }
 
-// needTools fails in CI, and skips elsewhere, when a peer is missing.
-func needTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is missing: CI must install it", tool)
-			}
-			t.Skipf("%s is not installed", tool)
-		}
-	}
-}
-
 // system is a complete goqmail under a supervisor in a temporary
 // directory, every service running as nobody (qmail never delivers as
 // root).
@@ -315,7 +302,12 @@ func (s *system) exercise(upMark, downMark string) {
 
 func TestSupervisedByDaemontools(t *testing.T) {
 	t.Parallel()
-	needTools(t, "svscan", "supervise", "svc", "svstat", "svok", "multilog", "setuidgid", "tcpserver", "tcprules", "swaks")
+	for _, tool := range []string{"svscan", "supervise", "svc", "svstat", "svok", "multilog", "setuidgid"} {
+		testenv.Tool(t, tool, "daemontools")
+	}
+	testenv.Tool(t, "tcpserver", "ucspi-tcp")
+	testenv.Tool(t, "tcprules", "ucspi-tcp")
+	testenv.Tool(t, "swaks", "swaks")
 	s := newSystem(t, "daemontools", "tcpserver")
 	s.supervise("svscan", func(d string) []string { return []string{"-dx", d} }, "svc")
 	s.waitFor("svscan to start supervise", func() bool {
@@ -331,7 +323,11 @@ func TestSupervisedByDaemontools(t *testing.T) {
 
 func TestSupervisedByRunit(t *testing.T) {
 	t.Parallel()
-	needTools(t, "runsvdir", "runsv", "sv", "svlogd", "chpst", "tcprules", "swaks")
+	for _, tool := range []string{"runsvdir", "runsv", "sv", "svlogd", "chpst"} {
+		testenv.Tool(t, tool, "runit")
+	}
+	testenv.Tool(t, "tcprules", "ucspi-tcp")
+	testenv.Tool(t, "swaks", "swaks")
 	// qmail-smtpd's own listener here, tcpserver under daemontools.
 	s := newSystem(t, "runit", "standalone")
 	s.supervise("runsvdir", func(d string) []string { return []string{"exit", d} }, "sv")
