@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -79,10 +80,16 @@ func ExitError(code int) *Error {
 	return temp("qq temporary problem (#4.3.0)")
 }
 
-// Program is the queue program a caller runs: $QMAILQUEUE when set (used
-// as given, relative to the qmail home), else home/bin/qmail-queue.
-func Program(home string) string {
-	p := os.Getenv("QMAILQUEUE")
+// Program is the queue program a caller runs: QMAILQUEUE from env when
+// set and not empty (used as given, relative to the qmail home), else
+// home/bin/qmail-queue. As in exec, the last QMAILQUEUE entry of env wins.
+func Program(home string, env []string) string {
+	p := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "QMAILQUEUE="); ok {
+			p = v
+		}
+	}
 	if p == "" {
 		p = filepath.Join("bin", "qmail-queue")
 	}
@@ -104,8 +111,17 @@ type Client struct {
 	waited   bool
 }
 
-// Open starts the queue program (see Program) in the qmail home.
+// Open starts the queue program (see Program) in the qmail home with
+// this process's environment.
 func Open(home string) (*Client, error) {
+	return OpenEnv(home, os.Environ())
+}
+
+// OpenEnv starts the queue program in the qmail home with exactly the
+// environment env, which also chooses the program (its QMAILQUEUE). A
+// server handling many clients in one process passes each client's own
+// environment, as tcpserver would have given a process per client.
+func OpenEnv(home string, env []string) (*Client, error) {
 	msgR, msgW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -116,7 +132,9 @@ func Open(home string) (*Client, error) {
 		msgW.Close()
 		return nil, err
 	}
-	cmd := exec.Command(Program(home))
+	cmd := exec.Command(Program(home, env))
+	// A nil env must mean an empty environment, not exec's "inherit".
+	cmd.Env = append([]string{}, env...)
 	cmd.Dir = home
 	cmd.Stdin = msgR
 	cmd.Stdout = envR

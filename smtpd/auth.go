@@ -63,6 +63,7 @@ var (
 	errAuthCanceled  = &authReply{"auth - exchange cancelled", "501 auth exchange canceled (#5.0.0)"}
 	errAuthPipe      = &authReply{"auth - can't open pipe", "454 oops, unable to open pipe and I can't auth (#4.3.0)"}
 	errAuthWrite     = &authReply{"auth - can't write to pipe", "454 oops, unable to write pipe and I can't auth (#4.3.0)"}
+	errAuthFork      = &authReply{"auth - child won't start", "454 oops, child won't start and I can't auth (#4.3.0)"}
 	errAuthChild     = &authReply{"auth - problem with child", "454 oops, problem with child and I can't auth (#4.3.0)"}
 	// errAuthFailed: checkpassword said no.
 	errAuthFailed = errors.New("authentication failed")
@@ -199,7 +200,11 @@ func (s *Session) checkPassword(user, password, challenge string, sendChallenge 
 		msg.WriteString(challenge)
 		msg.WriteByte(0)
 	}
-	pr, pw, err := os.Pipe()
+	newPipe := s.authPipe
+	if newPipe == nil {
+		newPipe = os.Pipe
+	}
+	pr, pw, err := newPipe()
 	if err != nil {
 		return errAuthPipe
 	}
@@ -211,6 +216,9 @@ func (s *Session) checkPassword(user, password, challenge string, sendChallenge 
 	cmd.Env = s.childEnv()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.ENOMEM) {
+			return errAuthFork // fork itself failed
+		}
 		// qmail's child exits 1 when execvp fails: an ordinary refusal.
 		s.authFailPause()
 		return errAuthFailed
@@ -220,7 +228,8 @@ func (s *Session) checkPassword(user, password, challenge string, sendChallenge 
 	pw.Close()
 	clear(msg.Bytes())
 	err = cmd.Wait()
-	if werr != nil && err == nil {
+	if werr != nil {
+		// qmail gives up on a failed write whatever the child does.
 		return errAuthWrite
 	}
 	if err != nil {

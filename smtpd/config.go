@@ -53,7 +53,8 @@ type Environ struct {
 	HasSMTPAuth   bool
 	RcptCheck     string // RCPTCHECK: program run for each recipient
 	SMTPS         bool   // SMTPS: TLS from the first byte
-	TLSCiphers    string // TLSCIPHERS
+	TLSCiphers    string // TLSCIPHERS: overrides control/tlsserverciphers
+	HasTLSCiphers bool   // TLSCIPHERS is set, even empty (then DEFAULT)
 }
 
 // LookupEnv is os.LookupEnv's signature: the source of the environment.
@@ -81,7 +82,7 @@ func ReadEnviron(lookup LookupEnv) Environ {
 	e.SMTPAuth = strings.ToLower(e.SMTPAuth)
 	e.RcptCheck = get("RCPTCHECK", "")
 	_, e.SMTPS = lookup("SMTPS")
-	e.TLSCiphers = get("TLSCIPHERS", "")
+	e.TLSCiphers, e.HasTLSCiphers = lookup("TLSCIPHERS")
 	return e
 }
 

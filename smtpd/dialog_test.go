@@ -25,6 +25,8 @@ import (
 //	queue exit N              the fake qmail-queue exits N
 //	queue openfail            qmail-queue cannot be started
 //	queue none                no message may be queued
+//	authpipe openfail         the checkpassword pipe cannot be made
+//	authpipe writefail        writing the credentials to it fails
 //	C: LINE                   client sends LINE CRLF
 //	R: BYTES                  client sends BYTES (Go escapes, no CRLF added)
 //	S: LINE                   server answers LINE CRLF (quote it for trailing spaces)
@@ -46,6 +48,7 @@ type dialog struct {
 	checkpw      []string
 	queueExit    int
 	queueOpenErr bool
+	authPipe     string
 	input        bytes.Buffer
 	want         bytes.Buffer
 	wantMsg      *bytes.Buffer
@@ -90,6 +93,8 @@ func parseDialog(t *testing.T, text string) *dialog {
 			} else {
 				d.queueExit, _ = strconv.Atoi(strings.TrimPrefix(rest, "exit "))
 			}
+		case "authpipe":
+			d.authPipe = rest
 		case "exit":
 			d.wantExit, _ = strconv.Atoi(rest)
 		case "C:":
@@ -199,8 +204,34 @@ func runDialog(t *testing.T, d *dialog) (out string, queued []*fakeQueue, log st
 		queued = append(queued, q)
 		return q, nil
 	}
+	switch d.authPipe {
+	case "":
+	case "openfail":
+		s.authPipe = func() (*os.File, *os.File, error) { return nil, nil, errors.New("too many open files") }
+	case "writefail":
+		s.authPipe = func() (*os.File, *os.File, error) { return brokenPipe(t) }
+	default:
+		t.Fatalf("unknown authpipe %q", d.authPipe)
+	}
 	code = s.Run()
 	return conn.out.String(), queued, logbuf.String(), code
+}
+
+// brokenPipe gives checkpassword a read end at EOF and the session a
+// "write end" that is really the read end of another pipe, so the write
+// of the credentials fails with EBADF whatever the child does.
+func brokenPipe(t *testing.T) (r, w *os.File, err error) {
+	r, rw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw.Close()
+	wr, ww, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ww.Close()
+	return r, wr, nil
 }
 
 func TestDialogs(t *testing.T) {
@@ -286,5 +317,43 @@ func TestLoadConfigDefaults(t *testing.T) {
 		cfg.DataBytes != 77 || cfg.RcptHosts != nil || cfg.Env.RemoteIP != "unknown" ||
 		cfg.Env.Local != "unknown" || cfg.Env.RemoteHost != "unknown" || cfg.Env.IsRelayClient {
 		t.Errorf("defaults: %+v", cfg)
+	}
+}
+
+// TestQueueExitReplies: each qmail-queue exit code gives, after the
+// data, qmail's D text with 554 or its Z text with 451 (§2, §7.3).
+func TestQueueExitReplies(t *testing.T) {
+	tests := []struct {
+		exit int
+		want string
+	}{
+		{0, "250 ok 1767323045 qp 4242"},
+		{11, "554 envelope address too long for qq (#5.1.3)"},
+		{31, "554 mail server permanently rejected message (#5.3.0)"},
+		{12, "554 qq permanent problem (#5.3.0)"},
+		{51, "451 qq out of memory (#4.3.0)"},
+		{52, "451 qq timeout (#4.3.0)"},
+		{53, "451 qq write error or disk full (#4.3.0)"},
+		{54, "451 qq read error (#4.3.0)"},
+		{55, "451 qq unable to read configuration (#4.3.0)"},
+		{56, "451 qq trouble making network connection (#4.3.0)"},
+		{61, "451 qq trouble in home directory (#4.3.0)"},
+		{63, "451 qq trouble creating files in queue (#4.3.0)"},
+		{71, "451 mail server temporarily rejected message (#4.3.0)"},
+		{72, "451 connection to mail server timed out (#4.4.1)"},
+		{73, "451 connection to mail server rejected (#4.4.1)"},
+		{74, "451 communication with mail server failed (#4.4.2)"},
+		{81, "451 qq internal bug (#4.3.0)"},
+		{91, "451 qq internal bug (#4.3.0)"},
+		{120, "451 unable to exec qq (#4.3.0)"},
+		{99, "451 qq temporary problem (#4.3.0)"},
+	}
+	for _, tt := range tests {
+		d := parseDialog(t, "queue exit "+strconv.Itoa(tt.exit)+"\nC: MAIL FROM:<s@x.example>\nC: RCPT TO:<u@testhost.example>\nC: DATA\nC: hi\nC: .\nC: QUIT\n")
+		out, _, _, code := runDialog(t, d)
+		want := "220 testhost.example ESMTP\r\n250 ok\r\n250 ok\r\n354 go ahead\r\n" + tt.want + "\r\n221 testhost.example\r\n"
+		if out != want || code != 0 {
+			t.Errorf("queue exit %d: replies %q, exit %d; want %q", tt.exit, out, code, want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -18,8 +19,9 @@ import (
 )
 
 // startListener runs "qmail-smtpd --listen 127.0.0.1:0 ..." and returns the
-// address it reports and the running command.
-func startListener(t *testing.T, home string, env []string, args ...string) ([]string, *exec.Cmd, *strings.Builder) {
+// addresses it reports, the running command, and a function that stops
+// it with TERM and returns its log.
+func startListener(t *testing.T, home string, env []string, args ...string) ([]string, *exec.Cmd, func() string) {
 	t.Helper()
 	argv := append([]string{"--listen", "127.0.0.1:0", "-l", "testhost.example",
 		"-u", strconv.Itoa(os.Getuid()), "-g", strconv.Itoa(os.Getgid())}, args...)
@@ -49,28 +51,29 @@ func startListener(t *testing.T, home string, env []string, args ...string) ([]s
 	}
 	done := make(chan struct{})
 	go func() { io.Copy(log, r); close(done) }()
+	var once sync.Once
+	stop := func(sig os.Signal) string {
+		once.Do(func() {
+			cmd.Process.Signal(sig)
+			cmd.Wait()
+			<-done
+		})
+		return log.String()
+	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		<-done
+		stop(os.Kill)
 		if t.Failed() {
 			t.Logf("listener log:\n%s", log.String())
 		}
 	})
-	return addrs, cmd, log
+	return addrs, cmd, func() string { return stop(syscall.SIGTERM) }
 }
 
 func TestListenerWithRules(t *testing.T) {
 	t.Parallel()
-	tcprules := requireTool(t, "tcprules", "ucspi-tcp")
 	home := testenv.NewHome(t, "qmail-smtpd")
 	q := writeCaptureQueue(t, home)
-	rulesCDB := filepath.Join(home, "tcp.smtp.cdb")
-	mk := exec.Command(tcprules, rulesCDB, rulesCDB+".tmp")
-	mk.Stdin = strings.NewReader("127.0.0.1:allow,RELAYCLIENT=\"\"\n:deny\n")
-	if out, err := mk.CombinedOutput(); err != nil {
-		t.Fatalf("tcprules: %v\n%s", err, out)
-	}
+	rulesCDB := makeRules(t, home, "127.0.0.1:allow,RELAYCLIENT=\"\"\n:deny\n")
 	addrs, cmd, _ := startListener(t, home, []string{"QMAILQUEUE=" + q}, "-x", rulesCDB)
 	addr := addrs[0]
 
@@ -119,15 +122,9 @@ func TestListenerWithRules(t *testing.T) {
 
 func TestListenerDeny(t *testing.T) {
 	t.Parallel()
-	tcprules := requireTool(t, "tcprules", "ucspi-tcp")
 	home := testenv.NewHome(t, "qmail-smtpd")
-	rulesCDB := filepath.Join(home, "tcp.smtp.cdb")
-	mk := exec.Command(tcprules, rulesCDB, rulesCDB+".tmp")
-	mk.Stdin = strings.NewReader("127.0.:deny\n:allow\n")
-	if out, err := mk.CombinedOutput(); err != nil {
-		t.Fatalf("tcprules: %v\n%s", err, out)
-	}
-	addrs, _, _ := startListener(t, home, nil, "-x", rulesCDB)
+	rulesCDB := makeRules(t, home, "127.0.:deny\n:allow\n")
+	addrs, _, stop := startListener(t, home, nil, "-x", rulesCDB)
 	addr := addrs[0]
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -137,6 +134,9 @@ func TestListenerDeny(t *testing.T) {
 	b, err := io.ReadAll(conn)
 	if len(b) != 0 {
 		t.Errorf("denied client got %q (%v)", b, err)
+	}
+	if log := stop(); !strings.Contains(log, "qmail-smtpd: deny 127.0.0.1\n") {
+		t.Errorf("log lacks the denial:\n%s", log)
 	}
 }
 
@@ -217,5 +217,138 @@ func TestListenerDropsPrivileges(t *testing.T) {
 	want := "Uid:\t" + nobody.Uid + "\t" + nobody.Uid + "\t" + nobody.Uid + "\t" + nobody.Uid + "\n"
 	if !strings.Contains(string(status), want) {
 		t.Errorf("listener still privileged:\n%s", status)
+	}
+}
+
+// makeRules compiles tcprules text into a cdb in home.
+func makeRules(t *testing.T, home, text string) string {
+	t.Helper()
+	tcprules := requireTool(t, "tcprules", "ucspi-tcp")
+	rulesCDB := filepath.Join(home, "tcp.smtp.cdb")
+	mk := exec.Command(tcprules, rulesCDB, rulesCDB+".tmp")
+	mk.Stdin = strings.NewReader(text)
+	if out, err := mk.CombinedOutput(); err != nil {
+		t.Fatalf("tcprules: %v\n%s", err, out)
+	}
+	return rulesCDB
+}
+
+// TestListenerRuleQmailQueue: a QMAILQUEUE set by a tcprules rule chooses
+// the queue program of that client's sessions only, and the queue program
+// gets the session's variables (the rule's and tcp-environ's).
+func TestListenerRuleQmailQueue(t *testing.T) {
+	t.Parallel()
+	home := testenv.NewHome(t, "qmail-smtpd")
+	writeCaptureQueue(t, home)
+	// The listener's own environment names no queue program, and home/bin
+	// has no qmail-queue: without the rule, DATA fails with exit 120.
+	if err := os.WriteFile(filepath.Join(home, "bin", "env-queue"), []byte("#!/bin/sh\nenv > \"$CAPTURE_DIR/env\"\nexec \"$QMAILHOME/bin/capture-queue\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rules := makeRules(t, home, "127.0.0.1:allow,QMAILQUEUE=\"bin/env-queue\",MARK=\"from-rule\"\n:allow\n")
+	addrs, _, _ := startListener(t, home, []string{"QMAILQUEUE="}, "-x", rules)
+	srv := &server{home: home, addr: addrs[0], capture: filepath.Join(home, "capture")}
+	out, err := runSwaks(t, srv, "--from", "a@client.example", "--to", "b@"+testenv.Me)
+	if err != nil || !strings.Contains(out, "<-  250 ok ") {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	msgs, envs := srv.captured(t)
+	if len(msgs) != 1 || envs[0] != "Fa@client.example\x00Tb@"+testenv.Me+"\x00\x00" {
+		t.Fatalf("captured %q %q", msgs, envs)
+	}
+	env, err := os.ReadFile(filepath.Join(srv.capture, "env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nMARK=from-rule\n", "\nTCPREMOTEIP=127.0.0.1\n", "\nPROTO=TCP\n", "\nTCPLOCALHOST=testhost.example\n"} {
+		if !strings.Contains("\n"+string(env), want) {
+			t.Errorf("queue program environment lacks %q:\n%s", want, env)
+		}
+	}
+
+	// The same listener, a rule without QMAILQUEUE: bin/qmail-queue is
+	// missing, and the client gets qmail's exec failure.
+	makeRules(t, home, ":allow\n")
+	out, err = runSwaks(t, srv, "--from", "a@client.example", "--to", "b@"+testenv.Me)
+	if err == nil || !strings.Contains(out, "<** 451 unable to exec qq (#4.3.0)") {
+		t.Errorf("without the rule's QMAILQUEUE: %v\n%s", err, out)
+	}
+}
+
+// TestListenerStartTLSAuth: swaks negotiates STARTTLS with the standalone
+// listener, then authenticates with AUTH PLAIN and LOGIN inside TLS and
+// relays.
+func TestListenerStartTLSAuth(t *testing.T) {
+	t.Parallel()
+	home := testenv.NewHome(t, "qmail-smtpd")
+	writeServerCert(t, filepath.Join(home, "control", "servercert.pem"))
+	q := writeCaptureQueue(t, home)
+	wd, _ := os.Getwd()
+	addrs, _, _ := startListener(t, home, []string{"QMAILQUEUE=" + q, "SMTPAUTH="},
+		"--", filepath.Join(wd, "testdata", "checkpassword.py"), "/bin/true")
+	srv := &server{home: home, addr: addrs[0], capture: filepath.Join(home, "capture")}
+	for _, mech := range []string{"PLAIN", "LOGIN"} {
+		out, err := runSwaks(t, srv, "--tls", "--from", "alice@client.example", "--to", "friend@elsewhere.example",
+			"--auth", mech, "--auth-user", "alice", "--auth-password", "secret")
+		if err != nil || !strings.Contains(out, "<-  220 ready for tls") || !strings.Contains(out, "<~  235 ok, go ahead (#2.0.0)") ||
+			!strings.Contains(out, "<~  250 ok ") {
+			t.Errorf("swaks --tls --auth %s: %v\n%s", mech, err, out)
+		}
+	}
+	out, err := runSwaks(t, srv, "--tls", "--from", "alice@client.example", "--to", "friend@elsewhere.example",
+		"--auth", "PLAIN", "--auth-user", "alice", "--auth-password", "wrong")
+	if err == nil || !strings.Contains(out, "<~* 535 authentication failed (#5.7.1)") {
+		t.Errorf("wrong password in TLS: %v\n%s", err, out)
+	}
+	msgs, envs := srv.captured(t)
+	if len(msgs) != 2 {
+		t.Fatalf("captured %d messages, want 2", len(msgs))
+	}
+	for i, m := range msgs {
+		if envs[i] != "Falice@client.example\x00Tfriend@elsewhere.example\x00\x00" ||
+			!strings.Contains(m, "(alice@127.0.0.1)\n  by testhost.example with ESMTPA; ") {
+			t.Errorf("message %d, envelope %q:\n%s", i, envs[i], m)
+		}
+	}
+}
+
+// TestMsmtpSubmission: msmtp submits a message with AUTH PLAIN over a
+// plain connection to the standalone listener and relays through it.
+func TestMsmtpSubmission(t *testing.T) {
+	t.Parallel()
+	msmtp := requireTool(t, "msmtp", "msmtp")
+	home := testenv.NewHome(t, "qmail-smtpd")
+	q := writeCaptureQueue(t, home)
+	wd, _ := os.Getwd()
+	addrs, _, _ := startListener(t, home, []string{"QMAILQUEUE=" + q, "SMTPAUTH=!"},
+		"--", filepath.Join(wd, "testdata", "checkpassword.py"), "/bin/true")
+	host, port, _ := net.SplitHostPort(addrs[0])
+	// An empty configuration file keeps msmtp away from /etc/msmtprc.
+	conf := filepath.Join(home, "msmtprc")
+	if err := os.WriteFile(conf, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	send := func(password string) (string, error) {
+		cmd := exec.Command(msmtp, "-C", conf, "--host="+host, "--port="+port, "--tls=off", "--domain=msmtp.example",
+			"--auth=plain", "--user=alice", "--passwordeval=echo "+password, "--from=alice@client.example",
+			"--timeout=60", "--", "friend@elsewhere.example")
+		cmd.Stdin = strings.NewReader("From: alice@client.example\nTo: friend@elsewhere.example\nSubject: msmtp\n\nhello\n.dot\n")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := send("secret"); err != nil {
+		t.Fatalf("msmtp: %v\n%s", err, out)
+	}
+	if out, err := send("wrong"); err == nil || !strings.Contains(out, "535") {
+		t.Errorf("msmtp with a wrong password: %v\n%s", err, out)
+	}
+	srv := &server{home: home, capture: filepath.Join(home, "capture")}
+	msgs, envs := srv.captured(t)
+	if len(msgs) != 1 || envs[0] != "Falice@client.example\x00Tfriend@elsewhere.example\x00\x00" {
+		t.Fatalf("captured %q %q", msgs, envs)
+	}
+	if !strings.HasPrefix(msgs[0], "Received: from unknown (HELO msmtp.example) (alice@127.0.0.1)\n  by testhost.example with ESMTPA; ") ||
+		!strings.HasSuffix(msgs[0], "\n\nhello\n.dot\n") {
+		t.Errorf("message:\n%s", msgs[0])
 	}
 }

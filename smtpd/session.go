@@ -70,7 +70,8 @@ type Session struct {
 	// standalone listener, where the session keeps its own copy.
 	SetEnv func(key, value string)
 	// ChildEnv is the environment of the programs the session runs
-	// (checkpassword, RCPTCHECK); nil means the process environment.
+	// (qmail-queue, checkpassword, RCPTCHECK); nil means the process
+	// environment.
 	ChildEnv []string
 
 	helo        string // HELO argument, shown when it differs from the remote host
@@ -90,6 +91,9 @@ type Session struct {
 	tlsVerified  bool
 	tlsVerifyErr string
 	env          map[string]string // variables set during the session
+	// authPipe makes the checkpassword fd 3 pipe; nil means os.Pipe.
+	// Tests replace it to make the pipe fail.
+	authPipe func() (r, w *os.File, err error)
 }
 
 // exitSession ends the command loop with a process exit code.
@@ -113,7 +117,9 @@ func NewSession(cfg *Config, conn io.ReadWriter, logw io.Writer) *Session {
 		isRelay:         cfg.Env.IsRelayClient,
 		env:             map[string]string{},
 	}
-	s.OpenQueue = func() (Queue, error) { return queue.Open(cfg.Home) }
+	// qmail-queue sees what the session exported (RELAYCLIENT and
+	// TCPREMOTEINFO after AUTH), and its QMAILQUEUE decides the program.
+	s.OpenQueue = func() (Queue, error) { return queue.OpenEnv(cfg.Home, s.childEnv()) }
 	s.logw = logw
 	s.setStreams(conn)
 	return s
@@ -537,13 +543,8 @@ func (s *Session) rcpt(arg string) error {
 			return nil
 		}
 		ok, err := s.rcptCheck(addr)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			s.log.Event("Recipient could not be externally validated")
-			s.reply("553 sorry, no mailbox here by that name. (#5.1.1)")
-			return nil
+		if err != nil || !ok {
+			return err // rcptCheck answered
 		}
 	}
 	s.rcpts = append(s.rcpts, addr)

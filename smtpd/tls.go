@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
+	"errors"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/goqmail/goqmail/control"
@@ -62,9 +64,19 @@ func (s *Session) startTLS(smtps bool) error {
 	if err != nil {
 		return s.tlsSetupFailed("missing certificate", err, smtps)
 	}
+	ciphers, err := s.cipherString()
+	if err != nil {
+		return s.dieControl()
+	}
+	suites, ignored := ParseCipherList(ciphers)
+	if len(ignored) > 0 {
+		s.log.Event("TLS ciphers not available in Go, ignored: " + Clean(strings.Join(ignored, " ")))
+	}
 	conf := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
+		// TLS 1.2 only: Go's TLS 1.3 suites are not configurable.
+		CipherSuites: suites,
 	}
 	if statExists(s.clientCAPath()) {
 		// Vermeulen's patch asks for a client certificate later, by
@@ -148,9 +160,13 @@ func (s *Session) tlsVerify() (bool, error) {
 	for _, c := range peers[1:] {
 		inter.AddCert(c)
 	}
-	_, err = peers[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	chains, err := peers[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	if err != nil {
 		s.tlsVerifyErr = err.Error()
+		return false, nil
+	}
+	if reason := s.revocationProblem(chains); reason != "" {
+		s.tlsVerifyErr = reason
 		return false, nil
 	}
 	var email string
@@ -172,6 +188,31 @@ func (s *Session) tlsVerify() (bool, error) {
 	s.relayClient, s.isRelay = "", true
 	s.setEnv("RELAYCLIENT", "")
 	return true, nil
+}
+
+// revocationProblem checks the verified chains against
+// control/clientcrl.pem when it exists: one chain must pass. The answer
+// is the reason for refusing, or "".
+func (s *Session) revocationProblem(chains [][]*x509.Certificate) string {
+	crls, err := LoadCRLs(s.cfg.Home + "/control/clientcrl.pem")
+	if errors.Is(err, errNoCRLCheck) {
+		return ""
+	}
+	if err != nil {
+		s.log.Event("Unable to load clientcrl.pem: " + Clean(err.Error()))
+		return "unable to get certificate CRL"
+	}
+	reason := "unable to get certificate CRL"
+	for i, chain := range chains {
+		r := CheckRevocation(chain, crls, s.Now())
+		if r == "" {
+			return ""
+		}
+		if i == 0 {
+			reason = r
+		}
+	}
+	return reason
 }
 
 // containsFold is constmap's lookup: ASCII case-insensitive.
