@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"github.com/goqmail/goqmail/internal/ascii"
 	"io"
 	"os"
 	"os/exec"
@@ -95,7 +96,7 @@ func (s *Session) auth(arg string) error {
 		return s.checkPassword(u, password, challenge, mode.cram)
 	}
 	var srv sasl.Server
-	switch asciiLower(mech) {
+	switch ascii.Lower(mech) {
 	case "login":
 		srv = &loginServer{check: check}
 	case "plain":

@@ -8,6 +8,7 @@ package smtpd
 import (
 	"bufio"
 	"errors"
+	"github.com/goqmail/goqmail/internal/ascii"
 	"io"
 	"os"
 	"strconv"
@@ -250,7 +251,7 @@ func splitCommand(line string) (verb, arg string) {
 func (s *Session) dispatch(verb, arg string) error {
 	flush := true
 	var err error
-	switch asciiLower(verb) {
+	switch ascii.Lower(verb) {
 	case "rcpt":
 		err, flush = s.rcpt(arg), false
 	case "mail":
@@ -299,23 +300,10 @@ func (s *Session) dispatch(verb, arg string) error {
 	return nil
 }
 
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
-// asciiEqualFold is case_diffs == 0: ASCII letters only.
-func asciiEqualFold(a, b string) bool { return asciiLower(a) == asciiLower(b) }
-
 // dohelo remembers the HELO argument for the Received line, where it
 // appears only when it differs from the remote host name.
 func (s *Session) dohelo(arg string) {
-	s.helo, s.heloDiffers = arg, !asciiEqualFold(arg, s.cfg.Env.RemoteHost)
+	s.helo, s.heloDiffers = arg, !ascii.EqualFold(arg, s.cfg.Env.RemoteHost)
 }
 
 func (s *Session) ehlo(arg string) {
@@ -443,12 +431,12 @@ func (s *Session) mailParameters(arg string) (tooBig bool) {
 	}
 	for _, word := range strings.Split(arg[1:], " ") {
 		switch {
-		case len(word) >= 5 && asciiEqualFold(word[:5], "SIZE="):
+		case len(word) >= 5 && ascii.EqualFold(word[:5], "SIZE="):
 			n, _ := scanDigits(word[5:])
 			if s.cfg.DataBytes > 0 && n > uint64(s.cfg.DataBytes) {
 				return true
 			}
-		case len(word) >= 5 && asciiEqualFold(word[:5], "AUTH="):
+		case len(word) >= 5 && ascii.EqualFold(word[:5], "AUTH="):
 			if !s.hasInfo {
 				s.remoteInfo, s.hasInfo = decodeXtext(word[5:]), true
 				s.setEnv("TCPREMOTEINFO", s.remoteInfo)
@@ -488,10 +476,10 @@ func decodeXtext(v string) string {
 		}
 		rest := v[i:]
 		switch {
-		case len(rest) >= 3 && asciiEqualFold(rest[:3], "+3D"):
+		case len(rest) >= 3 && ascii.EqualFold(rest[:3], "+3D"):
 			b.WriteByte('=')
 			i += 2
-		case len(rest) >= 3 && asciiEqualFold(rest[:3], "+2B"):
+		case len(rest) >= 3 && ascii.EqualFold(rest[:3], "+2B"):
 			b.WriteByte('+')
 			i += 2
 		}

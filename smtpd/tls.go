@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
+	"github.com/goqmail/goqmail/internal/ascii"
 	"net"
 	"os"
 	"strings"
@@ -218,7 +219,7 @@ func (s *Session) revocationProblem(chains [][]*x509.Certificate) string {
 // containsFold is constmap's lookup: ASCII case-insensitive.
 func containsFold(list []string, s string) bool {
 	for _, l := range list {
-		if asciiEqualFold(l, s) {
+		if ascii.EqualFold(l, s) {
 			return true
 		}
 	}
