@@ -11,10 +11,10 @@ import (
 	"strings"
 )
 
-// maxLine bounds what one control file line may cost in memory. qmail has
+// MaxLine bounds what one control file line may cost in memory. qmail has
 // no limit; a control file is written by root, but a bound keeps a
 // corrupted file from exhausting memory.
-const maxLine = 1 << 20
+const MaxLine = 1 << 20
 
 // Files reads the control files of one qmail home, the way control.c does:
 // "me" is read once, at Open, and serves as the fallback of the files that
@@ -163,8 +163,8 @@ func readLine(r *bufio.Reader) (string, error) {
 	var b strings.Builder
 	for {
 		chunk, err := r.ReadSlice('\n')
-		if b.Len()+len(chunk) > maxLine {
-			return "", fmt.Errorf("line longer than %d bytes", maxLine)
+		if b.Len()+len(chunk) > MaxLine {
+			return "", fmt.Errorf("line longer than %d bytes", MaxLine)
 		}
 		b.Write(chunk)
 		switch {

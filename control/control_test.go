@@ -68,7 +68,7 @@ func TestLine(t *testing.T) {
 func ptr(s string) *string { return &s }
 
 func TestLineErrors(t *testing.T) {
-	home := newHome(t, map[string]string{"big": strings.Repeat("x", maxLine+1)})
+	home := newHome(t, map[string]string{"big": strings.Repeat("x", MaxLine+1)})
 	if err := os.Mkdir(filepath.Join(home, "control", "dir"), 0o755); err != nil {
 		t.Fatal(err)
 	}

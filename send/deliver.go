@@ -87,7 +87,7 @@ func (s *Sender) openPass(c int) *pass {
 		return nil
 	}
 	p := &pass{msg: due, c: c, retry: nextRetry(due.birth, now, c), dying: now.After(due.birth.Add(s.set.lifetime)),
-		file: f, rr: queue.NewRecordReader(f, maxRecord)}
+		file: f, rr: queue.NewRecordReader(f, maxChanRecord)}
 	due.pass[c] = p
 	s.cur[c] = p
 	return p
@@ -167,10 +167,17 @@ func (s *Sender) finishDelivery(c int, slot byte, report string) {
 	d := s.slots[c][slot]
 	p := d.p
 	did := strconv.FormatUint(d.id, 10)
-	if report[0] == 'Z' && p.dying {
-		report = "D" + report[1:] + finalAttempt
+	// A report with no letter is mangled, as in qmail (an empty report
+	// from a spawner must not crash qmail-send).
+	var letter byte
+	if report != "" {
+		letter = report[0]
 	}
-	switch report[0] {
+	if letter == 'Z' && p.dying {
+		report = "D" + report[1:] + finalAttempt
+		letter = 'D'
+	}
+	switch letter {
 	case 'K':
 		s.log.line("delivery ", did, ": success: ", logSafe(report[1:]))
 		s.markDone(c, p.msg.id, d.offset)

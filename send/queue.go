@@ -11,12 +11,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goqmail/goqmail/control"
 	"github.com/goqmail/goqmail/queue"
 )
 
 // maxRecord bounds one record of a queue file: addresses are shorter than
 // queue.MaxAddr, uid and pid are short numbers.
 const maxRecord = queue.MaxAddr + 16
+
+// maxChanRecord bounds one record of a local/ or remote/ file. Its
+// recipient is rewritten and can be longer than any queue address: a
+// virtualdomains prepend and "-" in front, "@" and envnoathost added, each
+// of the two a control line. A smaller bound would make such a
+// recipient unreadable, and its message would sit in the queue for ever.
+const maxChanRecord = maxRecord + 2 + 2*control.MaxLine
 
 // preprocess moves todo/N into info/N, local/N and remote/N (§3.4).
 func (s *Sender) preprocess(id uint64) {
@@ -73,7 +81,11 @@ func (s *Sender) preprocess(id uint64) {
 			}
 		}
 	}()
-	var uid, pid, sender string
+	// uid and pid are logged as numbers, 0 when absent, as qmail's
+	// scan_ulong reads them: the text of the record never reaches the
+	// log.
+	var uid, pid int
+	var sender string
 	rr := queue.NewRecordReader(todo, maxRecord)
 	for {
 		rec, err := rr.Next()
@@ -87,9 +99,9 @@ func (s *Sender) preprocess(id uint64) {
 		}
 		switch rec.Type {
 		case 'u':
-			uid = rec.Text
+			uid, _ = control.ScanUlong(rec.Text)
 		case 'p':
-			pid = rec.Text
+			pid, _ = control.ScanUlong(rec.Text)
 		case 'F':
 			sender = rec.Text
 			if _, err := info.Write(queue.AppendRecord(nil, 'F', sender)); err != nil {
@@ -98,7 +110,7 @@ func (s *Sender) preprocess(id uint64) {
 				return
 			}
 			s.log.line("info msg ", strconv.FormatUint(id, 10), ": bytes ", strconv.FormatInt(mst.Size(), 10),
-				" from <", logSafe(sender), "> qp ", pid, " uid ", uid)
+				" from <", logSafe(sender), "> qp ", strconv.Itoa(pid), " uid ", strconv.Itoa(uid))
 		case 'T':
 			addr, local := s.set.rw.Rewrite(rec.Text)
 			c := chanRemote
@@ -224,17 +236,16 @@ func (s *Sender) readInfo(id uint64) (*message, error) {
 }
 
 // saveRetryTimes stamps each pending channel file with its next attempt
-// time, so that a restarted qmail-send keeps the schedule.
+// time, so that a restarted qmail-send keeps the schedule. A channel file
+// whose pass was cut short keeps its times, as in qmail: the recipients
+// the pass did not reach are due at once, not at the next retry.
 func (s *Sender) saveRetryTimes() {
 	for _, m := range s.msgs {
 		for c := 0; c < numChannels; c++ {
-			if !m.pending[c] {
+			if !m.pending[c] || m.pass[c] != nil {
 				continue
 			}
 			t := m.next[c]
-			if p := m.pass[c]; p != nil {
-				t = p.retry
-			}
 			if err := os.Chtimes(s.path(chanDir[c], m.id), t, t); err != nil {
 				s.log.line("warning: unable to utime ", s.relPath(chanDir[c], m.id), "; message will be retried too soon")
 			}

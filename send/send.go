@@ -441,21 +441,50 @@ func (s *Sender) readTrigger(f *os.File) {
 
 // readReports parses "slot letter text NUL" reports from a spawner.
 func (s *Sender) readReports(c int) {
-	r := bufio.NewReader(s.cfg.SpawnReplies[c])
-	var line []byte
+	rr := reportReader{r: bufio.NewReader(s.cfg.SpawnReplies[c])}
 	for {
-		b, err := r.ReadByte()
+		slot, report, err := rr.next()
 		if err != nil {
 			s.events <- event{kind: evSpawnDied, c: c}
 			return
 		}
-		if len(line) < reportMax {
-			line = append(line, b)
+		s.events <- event{kind: evReport, c: c, slot: slot, report: report}
+	}
+}
+
+// reportReader splits a spawner's output into reports the way
+// qmail-send's del_dochan does: a report ends at a NUL that is not its
+// first byte (the slot), and only reportMax bytes of it are kept, the
+// slot included, because qmail-rspawn is not trusted to keep it short.
+type reportReader struct {
+	r    *bufio.Reader
+	line []byte
+}
+
+// next returns the next report: its slot and the letter and text after
+// it, without the NUL. The text may be empty (a mangled report).
+func (rr *reportReader) next() (slot byte, report string, err error) {
+	for {
+		b, err := rr.r.ReadByte()
+		if err != nil {
+			return 0, "", err
 		}
-		if b == 0 && len(line) > 1 {
-			s.events <- event{kind: evReport, c: c, slot: line[0], report: string(line[1 : len(line)-1])}
-			line = nil
+		rr.line = append(rr.line, b)
+		if len(rr.line) > reportMax {
+			// qmail keeps the first reportMax bytes; the NUL that
+			// ends an over-long report is not among them.
+			rr.line = rr.line[:reportMax]
 		}
+		if b != 0 || len(rr.line) < 2 {
+			continue
+		}
+		text := rr.line[1:]
+		if text[len(text)-1] == 0 {
+			text = text[:len(text)-1]
+		}
+		slot, report = rr.line[0], string(text)
+		rr.line = rr.line[:0]
+		return slot, report, nil
 	}
 }
 

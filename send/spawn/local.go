@@ -76,11 +76,18 @@ func (l *Local) Command(req Request, at int, _ *os.File) (*exec.Cmd, string) {
 	cmd.Args[0] = "qmail-local"
 	cmd.Dir = l.Home
 	if l.AsRoot {
-		if a.UID == 0 {
+		// The ids become 32 bits: one that does not fit would be
+		// cut, and 4294967296 would turn into root behind the check.
+		// qmail-lspawn's setuid fails on such an id.
+		uid, gid := uint32(a.UID), uint32(a.GID)
+		if int(uid) != a.UID || int(gid) != a.GID {
+			return nil, "ZInternal qmail-lspawn bug.\n"
+		}
+		if uid == 0 {
 			return nil, "ZNot allowed to perform deliveries as root.\n"
 		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{
-			Credential: &syscall.Credential{Uid: uint32(a.UID), Gid: uint32(a.GID), Groups: []uint32{}},
+			Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}},
 		}
 	} else if os.Getuid() == 0 {
 		return nil, "ZNot allowed to perform deliveries as root.\n"
@@ -109,7 +116,11 @@ func (*Local) Report(c Child) string {
 	case 111, 71, 74, 75:
 		letter = "Z"
 	}
-	return letter + string(c.Output)
+	// qmail-lspawn copies the output only up to its first NUL: the
+	// output includes whatever programs run from a .qmail file print,
+	// and a NUL would end the report early and let the rest pose as a
+	// report for another delivery.
+	return letter + string(cString(c.Output))
 }
 
 // localExitReports are the exit codes reserved for qmail-lspawn's own

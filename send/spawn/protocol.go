@@ -107,7 +107,8 @@ func AppendRequest(b []byte, slot byte, messID, sender, recipient string) []byte
 
 // ValidMessID applies spawn.c's checks to a message id and returns the
 // permanent-failure report for a bad one, or "" when it is acceptable:
-// digits and '/', not starting with '/', at most 100 bytes, not empty.
+// digits and '/', not starting with '/', fewer than 100 bytes (spawn.c
+// counts the terminating NUL against its limit of 100), not empty.
 func ValidMessID(id string) string {
 	for i := 0; i < len(id); i++ {
 		c := id[i]
@@ -115,7 +116,7 @@ func ValidMessID(id string) string {
 			return "DInternal error: messid has nonnumerics. (#5.3.5)\n"
 		}
 	}
-	if len(id) > 100 {
+	if len(id)+1 > 100 {
 		return "DInternal error: messid too long. (#5.3.5)\n"
 	}
 	if id == "" {

@@ -41,6 +41,9 @@ func TestValidMessID(t *testing.T) {
 		"../x":                   "DInternal error: messid has nonnumerics. (#5.3.5)\n",
 		"":                       "DInternal error: messid too short. (#5.3.5)\n",
 		strings.Repeat("1", 101): "DInternal error: messid too long. (#5.3.5)\n",
+		// spawn.c counts the terminating NUL: 100 characters are too long.
+		strings.Repeat("1", 100): "DInternal error: messid too long. (#5.3.5)\n",
+		strings.Repeat("1", 99):  "",
 	} {
 		if got := ValidMessID(id); got != want {
 			t.Errorf("ValidMessID(%q) = %q, want %q", id, got, want)
@@ -101,6 +104,11 @@ func TestLocalReport(t *testing.T) {
 		{Child{ExitCode: 74}, "Z"},
 		{Child{ExitCode: 75}, "Z"},
 		{Child{ExitCode: 100, Output: []byte("no\n")}, "Dno\n"},
+		// A .qmail program's output goes into the report; qmail-lspawn
+		// stops at its first NUL, which would otherwise end the report
+		// on the wire and make the rest look like another slot's report.
+		{Child{ExitCode: 0, Output: []byte("did 0+0+1\n\x00\x05Kforged\n")}, "Kdid 0+0+1\n"},
+		{Child{ExitCode: 111, Output: []byte("\x00rest")}, "Z"},
 		{Child{ExitCode: 1}, "D"},
 		{Child{Crashed: true}, "Zqmail-local crashed.\n"},
 		{Child{ExitCode: 112}, "ZInternal qmail-lspawn bug.\n"},

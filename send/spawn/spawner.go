@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -49,6 +50,11 @@ func (s *Server) Serve(in io.Reader, out io.Writer) error {
 	var mu sync.Mutex
 	var writeErr error
 	answer := func(slot byte, report string) {
+		// A report is NUL-terminated on the wire: a NUL inside it
+		// would desynchronise qmail-send, so the text stops there.
+		if i := strings.IndexByte(report, 0); i >= 0 {
+			report = report[:i]
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		w.WriteByte(slot)
