@@ -14,7 +14,7 @@ FUZZTIME ?= 3000x
 # Integration tests run in parallel where they use their own homes and ports.
 TESTFLAGS ?= -timeout 20m
 
-.PHONY: all build test unit fuzz-smoke vet demo clean install
+.PHONY: all build test unit packaging-test fuzz-smoke vet demo clean install
 
 all: build
 
@@ -24,10 +24,16 @@ build:
 
 vet:
 	$(GO) vet ./...
+	cd packaging && $(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 
 unit: build
 	GOQMAIL_BIN=$(BIN) $(GO) test $(TESTFLAGS) ./...
+
+# The .deb and make install, in a Debian chroot (packaging/ is its own Go
+# module, so that nfpm stays out of the programs' dependencies).
+packaging-test: build
+	cd packaging && GOQMAIL_BIN=$(BIN) $(GO) test $(TESTFLAGS) ./...
 
 # Every fuzz target briefly, one at a time (go test -fuzz takes one target).
 fuzz-smoke:
@@ -38,7 +44,7 @@ fuzz-smoke:
 	  done; \
 	done
 
-test: vet unit fuzz-smoke
+test: vet unit packaging-test fuzz-smoke
 
 demo: build
 	@sh scripts/demo.sh $(BIN)

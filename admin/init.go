@@ -155,6 +155,15 @@ func createFile(path string, data []byte, mode os.FileMode) error {
 	return f.Close()
 }
 
+// BinMode is the mode hier.c gives the program name in bin/: 0755 unless
+// binModes says otherwise. qmail-queue's includes its setuid bit.
+func BinMode(name string) os.FileMode {
+	if m, ok := binModes[name]; ok {
+		return m
+	}
+	return 0o755
+}
+
 // installPrograms puts every program of src into bin. Unprivileged homes
 // get symbolic links (nothing to copy, and a rebuild is picked up);
 // privileged ones get copies with qmail's owners and modes, since a
@@ -187,10 +196,7 @@ func installPrograms(src, bin string, ids *Ids) error {
 			}
 			continue
 		}
-		mode, owner := os.FileMode(0o755), 0
-		if m, ok := binModes[name]; ok {
-			mode = m
-		}
+		mode, owner := BinMode(name), 0
 		if name == "qmail-queue" {
 			owner = ids.Qmailq
 		}

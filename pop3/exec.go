@@ -10,13 +10,23 @@ import (
 	"syscall"
 )
 
-// ExecCheckpassword is the Login of qmail-popup: it runs argv (the
-// checkpassword program and what it runs next, e.g. "checkpassword
-// qmail-pop3d Maildir") with the auth data on fd 3, the connection on
-// fd 0 and 1, and fd 2 pointing at the connection too, as qmail does.
-// On a TLS connection the chain gets a socket pair instead and the
-// session is relayed through TLS.
+// ExecCheckpassword is the Login of qmail-popup under tcpserver: it runs
+// argv (the checkpassword program and what it runs next, e.g.
+// "checkpassword qmail-pop3d Maildir") in the process environment. See
+// ExecCheckpasswordEnv.
 func ExecCheckpassword(argv []string) Login {
+	return ExecCheckpasswordEnv(argv, nil)
+}
+
+// ExecCheckpasswordEnv runs argv with the auth data on fd 3, the
+// connection on fd 0 and 1, and fd 2 pointing at the connection too, as
+// qmail does. env is the chain's environment; nil means the process's
+// own (a standalone listener passes each connection's, so that the
+// chain sees that client's TCPREMOTEIP and rule variables). A socket
+// connection is handed to the chain itself; any other (pipes under a
+// wrapper) means the process's fd 0 and 1. On a TLS connection the chain
+// gets a socket pair instead and the session is relayed through TLS.
+func ExecCheckpasswordEnv(argv, env []string) Login {
 	return func(authData []byte, conn io.ReadWriter, pending []byte) (LoginResult, error) {
 		pr, pw, err := os.Pipe()
 		if err != nil {
@@ -25,10 +35,15 @@ func ExecCheckpassword(argv []string) Login {
 		defer pr.Close()
 		defer pw.Close()
 		cmd := exec.Command(argv[0], argv[1:]...)
+		if env != nil {
+			cmd.Env = env
+		}
 		cmd.ExtraFiles = []*os.File{pr}
 		tlsConn, isTLS := conn.(*tls.Conn)
+		sock, isSocket := conn.(socketConn)
 		var relayDone chan struct{}
-		if isTLS {
+		switch {
+		case isTLS:
 			child, parent, err := socketPair()
 			if err != nil {
 				return LoginResult{}, errors.New("unable to open pipe")
@@ -41,7 +56,22 @@ func ExecCheckpassword(argv []string) Login {
 			}
 			child.Close()
 			relayDone = relay(tlsConn, parent, pending)
-		} else {
+		case isSocket:
+			f, err := sock.File()
+			if err != nil {
+				return LoginResult{}, errors.New("unable to duplicate the connection")
+			}
+			// Starting the child makes the shared socket blocking, which
+			// C programs expect; our copy goes back to non-blocking so
+			// the runtime poller (and its deadlines) keep working.
+			defer restoreNonblock(sock)
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = f, f, f
+			err = cmd.Start()
+			f.Close()
+			if err != nil {
+				return LoginResult{ExitCode: 1}, nil
+			}
+		default:
 			// The chain is usually C programs: give them blocking
 			// descriptors even if ours were made non-blocking.
 			syscall.SetNonblock(0, false)
@@ -115,4 +145,22 @@ func relay(client *tls.Conn, child net.Conn, pending []byte) chan struct{} {
 		close(done)
 	}()
 	return done
+}
+
+// socketConn is a connection whose descriptor can be given to a child:
+// *net.TCPConn, *net.UnixConn.
+type socketConn interface {
+	File() (*os.File, error)
+	syscall.Conn
+}
+
+// restoreNonblock puts a socket back in non-blocking mode after a child
+// was started on a duplicate of it (the mode belongs to the socket, not
+// to the descriptor).
+func restoreNonblock(c syscall.Conn) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	raw.Control(func(fd uintptr) { syscall.SetNonblock(int(fd), true) })
 }

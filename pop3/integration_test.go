@@ -164,8 +164,14 @@ type session struct {
 
 func poplib(t *testing.T, port, mode, user, password string) session {
 	t.Helper()
+	return poplibAt(t, "127.0.0.1", port, mode, user, password)
+}
+
+// poplibAt runs testdata/pop3client.py against host (an IP address).
+func poplibAt(t *testing.T, host, port, mode, user, password string) session {
+	t.Helper()
 	python := testenv.Tool(t, "python3", "python3")
-	out, err := exec.Command(python, filepath.Join("testdata", "pop3client.py"), port, mode, user, password).CombinedOutput()
+	out, err := exec.Command(python, filepath.Join("testdata", "pop3client.py"), port, mode, user, password, host).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pop3client.py: %v\n%s", err, out)
 	}

@@ -18,24 +18,11 @@ import (
 	"github.com/goqmail/goqmail/qmtp"
 )
 
-// requireTool finds a program from a Debian package; CI must have it.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s (Debian package %s) is missing", name, pkg)
-		}
-		t.Skipf("%s (Debian package %s) not installed", name, pkg)
-	}
-	return p
-}
-
 // tcpserve runs "tcpserver -R -H -l server.example 127.0.0.1 0 program"
 // with QMAILHOME=home and returns the address it listens on.
 func tcpserve(t *testing.T, home, program string, env ...string) string {
 	t.Helper()
-	tcpserver := requireTool(t, "tcpserver", "ucspi-tcp")
+	tcpserver := testenv.Tool(t, "tcpserver", "ucspi-tcp")
 	cmd := exec.Command(tcpserver, "-1", "-R", "-H", "-l", "server.example", "127.0.0.1", "0", filepath.Join(home, "bin", program))
 	cmd.Env = append(append(os.Environ(), "QMAILHOME="+home), env...)
 	cmd.Dir = home

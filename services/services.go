@@ -29,7 +29,7 @@ const (
 	Systemd     = "systemd"
 )
 
-// Ways of running qmail-smtpd.
+// Ways of running qmail-smtpd (and the POP3, QMTP and QMQP services).
 const (
 	ModeTCPServer  = "tcpserver"  // one process per connection (ucspi-tcp)
 	ModeStandalone = "standalone" // qmail-smtpd --listen
@@ -40,7 +40,10 @@ type Options struct {
 	Home       string // the qmail home the services run
 	Dir        string // where service directories (or unit files) go
 	Supervisor string // Daemontools, Runit or Systemd
-	SMTPMode   string // ModeTCPServer or ModeStandalone
+	// SMTPMode is ModeTCPServer or ModeStandalone; the POP3, QMTP and
+	// QMQP services run the same way (qmail-popup, qmail-qmtpd and
+	// qmail-qmqpd --listen when standalone).
+	SMTPMode string
 	// LogDir holds the logs: qmail-send's in LogDir itself, each SMTP
 	// service's in LogDir/smtpd, LogDir/submission, LogDir/smtps, as in
 	// Life with qmail. Unused for systemd (the journal).
@@ -55,6 +58,19 @@ type Options struct {
 	// CheckPassword is the checkpassword chain for SMTP AUTH on the
 	// submission and SMTPS services, e.g. "/bin/checkpassword /bin/true".
 	CheckPassword string
+	// Ports of the POP3 (110), POP3S (995), QMTP (209) and QMQP (628)
+	// services; 0, the default, leaves a service out. They listen on
+	// Host, log in LogDir/pop3d, pop3s, qmtpd and qmqpd, and use the
+	// concurrency limit of control/concurrencyincoming.
+	POP3Port, POP3SPort, QMTPPort, QMQPPort int
+	// POP3CheckPassword is the checkpassword program qmail-popup runs
+	// (it then runs qmail-pop3d with Maildir, the maildir's path
+	// relative to the user's home, e.g. "./Maildir/").
+	POP3CheckPassword, Maildir string
+	// The tcprules cdbs of the POP3 (and POP3S), QMTP and QMQP services.
+	// QMQP relays for every client it accepts: its rules must allow
+	// only the QMQP clients.
+	POP3Rules, QMTPRules, QMQPRules string
 	// Accounts: qmail-smtpd runs as Qmaild in group Nofiles, the loggers
 	// as Qmaill. RunAs, when set, replaces them all and also runs
 	// qmail-send as that account: an unprivileged home.
@@ -74,6 +90,8 @@ func Defaults() Options {
 		SMTPMode: ModeTCPServer, LogDir: "/var/log/qmail", Rules: "/etc/tcp.smtp.cdb",
 		Host: "0", SMTPPort: 25, CheckPassword: "/bin/checkpassword /bin/true",
 		Qmaild: "qmaild", Nofiles: "nofiles", Qmaill: "qmaill",
+		POP3CheckPassword: "/bin/checkpassword", Maildir: "./Maildir/",
+		POP3Rules: "/etc/tcp.pop3.cdb", QMTPRules: "/etc/tcp.qmtp.cdb", QMQPRules: "/etc/tcp.qmqp.cdb",
 	}
 }
 
@@ -94,6 +112,15 @@ type service struct {
 	runTemplate      string
 	logSub           string
 	isSend, smtpAuth bool
+
+	// The POP3, QMTP and QMQP services (templates tcp.*).
+	Title         string   // what the service speaks: "POP3", "QMTP"...
+	Program       string   // the program in $QMAILHOME/bin
+	PopupArgs     []string // qmail-popup's chain, after the hostname
+	AsRoot        bool     // qmail-popup: checkpassword needs root
+	NeedRcpthosts bool     // refuse to start without control/rcpthosts
+	NeedCert      bool     // refuse to start without servercert.pem
+	OpenRelay     bool     // QMQP: the rules are all that restricts it
 }
 
 // Names returns the names of the services o describes: qmail-send,
@@ -109,7 +136,28 @@ func (o Options) Names() []string {
 	if o.SMTPSPort != 0 {
 		names = append(names, "qmail-smtps")
 	}
+	for _, t := range o.tcpServices() {
+		if t.port != 0 {
+			names = append(names, t.name)
+		}
+	}
 	return names
+}
+
+// tcpService is one of the POP3, QMTP and QMQP services.
+type tcpService struct {
+	name, title, program, logSub, rules string
+	port                                int
+	env                                 []string
+}
+
+func (o Options) tcpServices() []tcpService {
+	return []tcpService{
+		{"qmail-pop3d", "POP3", "qmail-popup", "pop3d", o.POP3Rules, o.POP3Port, nil},
+		{"qmail-pop3s", "POP3S", "qmail-popup", "pop3s", o.POP3Rules, o.POP3SPort, []string{"POP3S=1"}},
+		{"qmail-qmtpd", "QMTP", "qmail-qmtpd", "qmtpd", o.QMTPRules, o.QMTPPort, nil},
+		{"qmail-qmqpd", "QMQP", "qmail-qmqpd", "qmqpd", o.QMQPRules, o.QMQPPort, nil},
+	}
 }
 
 // safeWord: every value goes into shell scripts and unit files unquoted,
@@ -159,6 +207,33 @@ func (o Options) validate() error {
 			return err
 		}
 	}
+	if o.POP3Port != 0 || o.POP3SPort != 0 {
+		checks = [][2]string{{"POP3 checkpassword", o.POP3CheckPassword}, {"maildir", o.Maildir}, {"POP3 rules", o.POP3Rules}}
+		for _, c := range checks {
+			if err := safeWord(c[0], c[1]); err != nil {
+				return err
+			}
+		}
+		if !filepath.IsAbs(o.POP3Rules) || !filepath.IsAbs(o.POP3CheckPassword) {
+			return fmt.Errorf("POP3 rules %s and checkpassword %s: absolute paths are needed", o.POP3Rules, o.POP3CheckPassword)
+		}
+	}
+	for _, t := range o.tcpServices()[2:] {
+		if t.port == 0 {
+			continue
+		}
+		if err := safeWord(t.title+" rules", t.rules); err != nil {
+			return err
+		}
+		if !filepath.IsAbs(t.rules) {
+			return fmt.Errorf("%s rules %s: an absolute path is needed", t.title, t.rules)
+		}
+	}
+	for _, port := range []int{o.POP3Port, o.POP3SPort, o.QMTPPort, o.QMQPPort} {
+		if port < 0 || port > 65535 {
+			return fmt.Errorf("bad port %d", port)
+		}
+	}
 	for _, p := range []string{o.Home, o.Dir, o.Rules} {
 		if !filepath.IsAbs(p) {
 			return fmt.Errorf("%s: an absolute path is needed", p)
@@ -194,6 +269,10 @@ func (o Options) services() []service {
 		Home: o.Home, Rules: o.Rules, Host: o.Host, SMTPUser: smtpUser, SMTPGroupShell: group,
 		RunAs: o.RunAs, RunAsPrefix: prefix, LogUser: logUser,
 	}
+	host := ""
+	if o.Host != "0" {
+		host = o.Host
+	}
 	var out []service
 	send := base
 	send.Name, send.isSend, send.runTemplate, send.logSub = "qmail-send", true, "qmail-send", ""
@@ -220,11 +299,30 @@ func (o Options) services() []service {
 		if svc.smtpAuth {
 			svc.CheckPassword = strings.Fields(o.CheckPassword)
 		}
-		host := ""
-		if o.Host != "0" {
-			host = o.Host
-		}
 		svc.ListenAddr = netJoin(host, s.port)
+		out = append(out, svc)
+	}
+	for _, t := range o.tcpServices() {
+		if t.port == 0 {
+			continue
+		}
+		svc := base
+		svc.Name, svc.Title, svc.Program, svc.Port, svc.Env, svc.logSub = t.name, t.title, t.program, t.port, t.env, t.logSub
+		svc.Rules = t.rules
+		svc.runTemplate = "tcp." + o.SMTPMode
+		svc.ListenAddr = netJoin(host, t.port)
+		switch t.program {
+		case "qmail-popup":
+			svc.PopupArgs = []string{o.POP3CheckPassword, o.Home + "/bin/qmail-pop3d", o.Maildir}
+			// checkpassword must be root to check passwords and become
+			// the user, unless the whole home runs as one account.
+			svc.AsRoot = o.RunAs == ""
+			svc.NeedCert = t.env != nil
+		case "qmail-qmtpd":
+			svc.NeedRcpthosts = true
+		case "qmail-qmqpd":
+			svc.OpenRelay = true
+		}
 		out = append(out, svc)
 	}
 	for i := range out {
@@ -271,7 +369,8 @@ func Render(o Options) (map[string][]byte, error) {
 }
 
 func render(name string, data service) ([]byte, error) {
-	t, err := template.ParseFS(templates, "templates/"+name)
+	// tcp.header.tmpl defines the parts the tcp.* templates share.
+	t, err := template.ParseFS(templates, "templates/"+name, "templates/tcp.header.tmpl")
 	if err != nil {
 		return nil, fmt.Errorf("template %s: %w", name, err)
 	}
@@ -335,7 +434,7 @@ func Install(o Options) ([]string, error) {
 			return written, err
 		}
 	}
-	if o.Supervisor != Systemd || o.SMTPPort+o.SubmissionPort+o.SMTPSPort > 0 {
+	if o.Supervisor != Systemd || o.SMTPPort+o.SubmissionPort+o.SMTPSPort+o.POP3Port+o.POP3SPort+o.QMTPPort+o.QMQPPort > 0 {
 		p := filepath.Join(o.Home, "control", "concurrencyincoming")
 		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
 			if err := writeFile(p, []byte("20\n"), 0o644); err != nil {

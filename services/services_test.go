@@ -14,9 +14,13 @@ func TestRenderEveryCombination(t *testing.T) {
 			o := Defaults()
 			o.Supervisor, o.SMTPMode = sup, mode
 			o.SubmissionPort, o.SMTPSPort = 587, 465
+			o.POP3Port, o.POP3SPort, o.QMTPPort, o.QMQPPort = 110, 995, 209, 628
 			files, err := Render(o)
 			if err != nil {
 				t.Fatalf("%s/%s: %v", sup, mode, err)
+			}
+			if want := 8 * map[bool]int{true: 1, false: 2}[sup == Systemd]; len(files) != want {
+				t.Errorf("%s/%s: %d files, want %d", sup, mode, len(files), want)
 			}
 			for name, b := range files {
 				s := string(b)
@@ -99,6 +103,12 @@ func TestRenderRefusesUnsafeValues(t *testing.T) {
 		func(o *Options) { o.SMTPMode = "inetd" },
 		func(o *Options) { o.SMTPPort = 70000 },
 		func(o *Options) { o.LogDir = "/var/log/'q'" },
+		func(o *Options) { o.POP3Port, o.POP3CheckPassword = 110, "/bin/checkpassword;id" },
+		func(o *Options) { o.POP3SPort, o.Maildir = 995, "./Mail dir/" },
+		func(o *Options) { o.POP3Port, o.POP3Rules = 110, "tcp.pop3.cdb" },
+		func(o *Options) { o.QMQPPort, o.QMQPRules = 628, "" },
+		func(o *Options) { o.QMTPPort, o.QMTPRules = 209, "/etc/tcp.qmtp.cdb`id`" },
+		func(o *Options) { o.QMQPPort = -1 },
 	}
 	for i, f := range bad {
 		o := Defaults()
@@ -187,6 +197,7 @@ func TestSystemdUnitsVerify(t *testing.T) {
 		o := Defaults()
 		o.Supervisor, o.SMTPMode = Systemd, mode
 		o.SubmissionPort, o.SMTPSPort = 587, 465
+		o.POP3Port, o.POP3SPort, o.QMTPPort, o.QMQPPort = 110, 995, 209, 628
 		files, err := Render(o)
 		if err != nil {
 			t.Fatal(err)

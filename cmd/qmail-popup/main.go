@@ -1,14 +1,29 @@
 // Command qmail-popup reads a POP3 user name and password and runs the
-// checkpassword chain (qmail-popup(8)), under tcpserver:
+// checkpassword chain (qmail-popup(8)).
+//
+// Under tcpserver, one process per connection, the socket on fd 0 and 1:
 //
 //	tcpserver 0 110 qmail-popup host.example checkpassword qmail-pop3d Maildir
+//
+// As a standalone listener, one process for all connections (see
+// docs/tcpserver.md for the options; the chain gets the connection on
+// fd 0 and 1 as under tcpserver):
+//
+//	qmail-popup --listen ADDR [--listen ADDR...] [-x tcp.pop3.cdb] [-c limit]
+//	    [-l localname] [-user root | -u uid -g gid]
+//	    -- host.example checkpassword qmail-pop3d Maildir
+//
+// The listener stays root by default: checkpassword needs root to read
+// the passwords and to become the user.
 //
 // Additions (docs/pop3.md): STLS and CAPA when control/servercert.pem
 // exists, POP3S (TLS at connect) when $POP3S is set, and $POP3TIMEOUT.
 package main
 
 import (
+	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,10 +34,16 @@ import (
 	"github.com/goqmail/goqmail/control"
 	"github.com/goqmail/goqmail/pop3"
 	"github.com/goqmail/goqmail/smtpd"
+	"github.com/goqmail/goqmail/tcpserver"
 )
+
+const name = "qmail-popup"
 
 func main() {
 	signal.Ignore(syscall.SIGPIPE)
+	if tcpserver.ListenMode(os.Args[1:]) {
+		os.Exit(listen(os.Args[1:]))
+	}
 	if len(os.Args) < 3 {
 		io.WriteString(os.Stdout, "-ERR usage: popup hostname subprogram\r\n")
 		os.Exit(1)
@@ -37,7 +58,41 @@ func main() {
 		Pid:         os.Getpid(),
 	}
 	if err := p.Serve(smtpd.StdioConn()); err != nil && !errors.Is(err, io.EOF) {
-		fmt.Fprintf(os.Stderr, "qmail-popup: %v\n", err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 	}
 	os.Exit(1)
+}
+
+func listen(args []string) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var opts tcpserver.Options
+	opts.AddFlags(fs, "root")
+	if err := fs.Parse(args); err != nil {
+		return 100
+	}
+	if fs.NArg() < 2 {
+		fmt.Fprintf(os.Stderr, "%s: usage: %s --listen ADDR [options] -- hostname subprogram...\n", name, name)
+		return 100
+	}
+	lns, err := opts.Listen(name, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: fatal: %v\n", name, err)
+		return 111
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	sessions := &pop3.PopupListener{
+		Hostname:      fs.Arg(0),
+		CertPath:      filepath.Join(control.Home(), "control", "servercert.pem"),
+		CheckPassword: fs.Args()[1:],
+		Log:           os.Stderr,
+		Name:          name,
+	}
+	srv := opts.Server(name, os.Stderr, os.Environ())
+	srv.Handler = sessions.ServeConn
+	if err := srv.Serve(ctx, lns); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: fatal: %v\n", name, err)
+		return 111
+	}
+	return 0
 }

@@ -1,8 +1,15 @@
 // Command qmail-qmqpd receives mail over QMQP (qmail-qmqpd(8)) from
-// qmail-qmqpc clients, one request per process under tcpserver, the
-// socket on fd 0 and 1:
+// qmail-qmqpc clients, one request per connection.
+//
+// Under tcpserver, one process per connection, the socket on fd 0 and 1:
 //
 //	tcpserver -x /etc/tcp.qmqp.cdb 0 628 qmail-qmqpd
+//
+// As a standalone listener, one process for all connections (see
+// docs/tcpserver.md for the options):
+//
+//	qmail-qmqpd --listen ADDR [--listen ADDR...] -x tcp.qmqp.cdb [-c limit]
+//	    [-l localname] [-user qmaild | -u uid -g gid]
 //
 // It relays for anyone who can connect: restrict access with tcprules.
 // Exit codes: 0 normally, 100 for malformed netstrings, 111 for resource
@@ -10,6 +17,8 @@
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -19,14 +28,19 @@ import (
 	"github.com/goqmail/goqmail/qmtp"
 	"github.com/goqmail/goqmail/queue"
 	"github.com/goqmail/goqmail/smtpd"
+	"github.com/goqmail/goqmail/tcpserver"
 )
+
+const name = "qmail-qmqpd"
 
 func main() {
 	signal.Ignore(syscall.SIGPIPE)
+	if tcpserver.ListenMode(os.Args[1:]) {
+		os.Exit(listen(os.Args[1:]))
+	}
 	home := control.Home()
 	if err := os.Chdir(home); err != nil {
-		fmt.Fprintf(os.Stderr, "qmail-qmqpd: %v\n", err)
-		os.Exit(qmtp.ExitResources)
+		fatal(err)
 	}
 	cfg := &qmtp.Config{
 		Env:       smtpd.ReadEnviron(os.LookupEnv),
@@ -34,7 +48,42 @@ func main() {
 	}
 	code, err := qmtp.ServeQMQP(smtpd.StdioConn(), cfg)
 	if err != nil && code != qmtp.ExitOK {
-		fmt.Fprintf(os.Stderr, "qmail-qmqpd: %v\n", err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 	}
 	os.Exit(code)
+}
+
+func fatal(err error) {
+	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+	os.Exit(qmtp.ExitResources)
+}
+
+func listen(args []string) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var opts tcpserver.Options
+	opts.AddFlags(fs, "qmaild")
+	if err := fs.Parse(args); err != nil {
+		return 100
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(os.Stderr, "%s: unexpected arguments: %q\n", name, fs.Args())
+		return 100
+	}
+	home := control.Home()
+	lns, err := opts.Listen(name, os.Stderr)
+	if err != nil {
+		fatal(err)
+	}
+	if err := os.Chdir(home); err != nil {
+		fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	sessions := &qmtp.Listener{Home: home, Log: os.Stderr, Name: name}
+	srv := opts.Server(name, os.Stderr, os.Environ())
+	srv.Handler = sessions.ServeQMQP
+	if err := srv.Serve(ctx, lns); err != nil {
+		fatal(err)
+	}
+	return 0
 }

@@ -1,13 +1,22 @@
-// Command qmail-qmtpd receives mail over QMTP (qmail-qmtpd(8)), one
-// connection per process under tcpserver, the socket on fd 0 and 1:
+// Command qmail-qmtpd receives mail over QMTP (qmail-qmtpd(8)).
+//
+// Under tcpserver, one connection per process, the socket on fd 0 and 1:
 //
 //	tcpserver 0 209 qmail-qmtpd
+//
+// As a standalone listener, one process for all connections (see
+// docs/tcpserver.md for the options):
+//
+//	qmail-qmtpd --listen ADDR [--listen ADDR...] [-x tcp.qmtp.cdb] [-c limit]
+//	    [-l localname] [-user qmaild | -u uid -g gid]
 //
 // Exit codes: 0 normally, 100 for malformed netstrings, 111 for resource
 // trouble or the one-hour connection limit. See docs/qmtp.md.
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,10 +25,16 @@ import (
 	"github.com/goqmail/goqmail/control"
 	"github.com/goqmail/goqmail/qmtp"
 	"github.com/goqmail/goqmail/smtpd"
+	"github.com/goqmail/goqmail/tcpserver"
 )
+
+const name = "qmail-qmtpd"
 
 func main() {
 	signal.Ignore(syscall.SIGPIPE)
+	if tcpserver.ListenMode(os.Args[1:]) {
+		os.Exit(listen(os.Args[1:]))
+	}
 	home := control.Home()
 	if err := os.Chdir(home); err != nil {
 		fatal(err)
@@ -30,12 +45,42 @@ func main() {
 	}
 	code, err := qmtp.ServeQMTP(smtpd.StdioConn(), cfg)
 	if err != nil && code != qmtp.ExitOK {
-		fmt.Fprintf(os.Stderr, "qmail-qmtpd: %v\n", err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 	}
 	os.Exit(code)
 }
 
 func fatal(err error) {
-	fmt.Fprintf(os.Stderr, "qmail-qmtpd: %v\n", err)
+	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 	os.Exit(qmtp.ExitResources)
+}
+
+func listen(args []string) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var opts tcpserver.Options
+	opts.AddFlags(fs, "qmaild")
+	if err := fs.Parse(args); err != nil {
+		return 100
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(os.Stderr, "%s: unexpected arguments: %q\n", name, fs.Args())
+		return 100
+	}
+	home := control.Home()
+	lns, err := opts.Listen(name, os.Stderr)
+	if err != nil {
+		fatal(err)
+	}
+	if err := os.Chdir(home); err != nil {
+		fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	sessions := &qmtp.Listener{Home: home, Log: os.Stderr, Name: name}
+	srv := opts.Server(name, os.Stderr, os.Environ())
+	srv.Handler = sessions.ServeQMTP
+	if err := srv.Serve(ctx, lns); err != nil {
+		fatal(err)
+	}
+	return 0
 }

@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 # A POP3 session with Python's poplib, printed as JSON for the tests:
-#   pop3client.py PORT MODE USER PASSWORD
+#   pop3client.py PORT MODE USER PASSWORD [HOST]
 # MODE is plain (USER/PASS), apop, stls (STLS then USER/PASS) or pop3s.
 # The session lists, retrieves message 1, deletes it and quits; a failed
 # login prints {"error": reply}.
 import json, poplib, ssl, sys
 
 port, mode, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+host = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
@@ -17,9 +18,9 @@ def s(b):
 out = {}
 try:
     if mode == "pop3s":
-        p = poplib.POP3_SSL("127.0.0.1", port, context=ctx, timeout=60)
+        p = poplib.POP3_SSL(host, port, context=ctx, timeout=60)
     else:
-        p = poplib.POP3("127.0.0.1", port, timeout=60)
+        p = poplib.POP3(host, port, timeout=60)
     out["welcome"] = s(p.getwelcome())
     if mode == "stls":
         out["capa"] = sorted(p.capa().keys())
