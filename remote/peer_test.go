@@ -82,6 +82,10 @@ type peer struct {
 	mu       sync.Mutex
 	messages []received
 	raw      bytes.Buffer
+	// open counts connections not yet ended: wire waits for them, since
+	// qmail-remote exits right after writing QUIT, before the peer may
+	// have read it.
+	open sync.WaitGroup
 
 	rejectRcpt   map[string]*smtp.SMTPError
 	rejectMail   *smtp.SMTPError
@@ -94,7 +98,8 @@ type peer struct {
 
 type recordingConn struct {
 	net.Conn
-	p *peer
+	p    *peer
+	once *sync.Once
 }
 
 func (c recordingConn) Read(b []byte) (int, error) {
@@ -102,8 +107,18 @@ func (c recordingConn) Read(b []byte) (int, error) {
 	c.p.mu.Lock()
 	c.p.raw.Write(b[:n])
 	c.p.mu.Unlock()
+	if err != nil {
+		c.ended()
+	}
 	return n, err
 }
+
+func (c recordingConn) Close() error {
+	c.ended()
+	return c.Conn.Close()
+}
+
+func (c recordingConn) ended() { c.once.Do(c.p.open.Done) }
 
 type recordingListener struct {
 	net.Listener
@@ -115,7 +130,8 @@ func (l recordingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return recordingConn{c, l.p}, nil
+	l.p.open.Add(1)
+	return recordingConn{c, l.p, new(sync.Once)}, nil
 }
 
 func newPeer(t *testing.T, host string, configure func(*peer)) *peer {
@@ -155,7 +171,15 @@ func (p *peer) received() []received {
 	return append([]received(nil), p.messages...)
 }
 
+// wire is what clients sent, once every connection has ended.
 func (p *peer) wire() string {
+	ended := make(chan struct{})
+	go func() { p.open.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		p.t.Error("a connection to the peer is still open after 10 s")
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.raw.String()
