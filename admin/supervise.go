@@ -39,15 +39,20 @@ type Control struct {
 	Home       string
 	Supervisor string
 	// ServiceDir holds the service directories (daemontools, runit):
-	// ServiceDir/qmail-send and ServiceDir/qmail-smtpd, each with a log/.
+	// ServiceDir/qmail-send, ServiceDir/qmail-smtpd and the other
+	// receiving services installed, each with a log/.
 	ServiceDir string
 	Run        Runner
 	Out        io.Writer
 }
 
-// smtpServices are the services that receive mail, in the order they are
-// stopped before qmail-send.
-var smtpServices = []string{"qmail-smtpd", "qmail-submission", "qmail-smtps"}
+// receivingServices are the services that take connections (SMTP, then
+// POP3, QMTP and QMQP, as services.Install names them), in the order
+// they are stopped before qmail-send. Only the installed ones are used.
+var receivingServices = []string{
+	"qmail-smtpd", "qmail-submission", "qmail-smtps",
+	"qmail-pop3d", "qmail-pop3s", "qmail-qmtpd", "qmail-qmqpd",
+}
 
 // DetectSupervisor says which supervisor runs the services in dir: runit
 // when qmail-send's supervise/ has runsv's "stat" file, daemontools when
@@ -103,11 +108,11 @@ func LocateServices(supervisor, dir string) (string, string) {
 	return supervisor, dir
 }
 
-// services returns qmail-send and the SMTP services that exist, in the
-// order given: SMTP ones first when smtpFirst.
+// services returns qmail-send and the receiving services that exist, in
+// the order given: receiving ones first when smtpFirst.
 func (c *Control) services(smtpFirst bool) []string {
 	var smtp []string
-	for _, s := range smtpServices {
+	for _, s := range receivingServices {
 		if c.Supervisor == Systemd {
 			if s == "qmail-smtpd" || c.unitExists(s) {
 				smtp = append(smtp, s)
@@ -345,17 +350,22 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// RulesOptions name the tcprules files of the SMTP services.
+// RulesOptions name the tcprules files of one service.
 type RulesOptions struct {
 	Source string // /etc/tcp.smtp
 	CDB    string // /etc/tcp.smtp.cdb
+	// Optional rules (POP3, QMTP, QMQP: services not every host runs)
+	// are compiled only when their source exists, without a note when
+	// it does not.
+	Optional bool
 }
 
-// RebuildCDBs compiles the tcprules source with tcprules (atomically,
-// through CDB.tmp), makes the cdb world-readable, then runs the home's
+// RebuildCDBs compiles each tcprules source with tcprules (atomically,
+// through CDB.tmp) and makes the cdb world-readable, then runs the home's
 // qmail-newmrh (when control/morercpthosts exists) and qmail-newu (when
-// users/assign exists). A missing rules source is skipped with a note.
-func RebuildCDBs(ctx context.Context, home string, rules RulesOptions, out io.Writer) error {
+// users/assign exists). A missing rules source is skipped, with a note
+// unless it is Optional.
+func RebuildCDBs(ctx context.Context, home string, rules []RulesOptions, out io.Writer) error {
 	run := func(stdin io.Reader, name string, args ...string) error {
 		cmd := exec.CommandContext(ctx, name, args...)
 		cmd.Stdin = stdin
@@ -365,21 +375,10 @@ func RebuildCDBs(ctx context.Context, home string, rules RulesOptions, out io.Wr
 		}
 		return nil
 	}
-	src, err := os.Open(rules.Source)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		fmt.Fprintf(out, "%s does not exist: no rules to compile.\n", rules.Source)
-	case err != nil:
-		return err
-	default:
-		defer src.Close()
-		if err := run(src, "tcprules", rules.CDB, rules.CDB+".tmp"); err != nil {
+	for _, r := range rules {
+		if err := compileRules(r, run, out); err != nil {
 			return err
 		}
-		if err := os.Chmod(rules.CDB, 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "Reloaded %s.\n", rules.CDB)
 	}
 	if fileExists(filepath.Join(home, "control", "morercpthosts")) {
 		if err := run(nil, filepath.Join(home, "bin", "qmail-newmrh")); err != nil {
@@ -393,5 +392,28 @@ func RebuildCDBs(ctx context.Context, home string, rules RulesOptions, out io.Wr
 		}
 		fmt.Fprintln(out, "Rebuilt users/cdb.")
 	}
+	return nil
+}
+
+// compileRules runs tcprules on one source (see RebuildCDBs).
+func compileRules(r RulesOptions, run func(io.Reader, string, ...string) error, out io.Writer) error {
+	src, err := os.Open(r.Source)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if !r.Optional {
+			fmt.Fprintf(out, "%s does not exist: no rules to compile.\n", r.Source)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("rules: %w", err)
+	}
+	defer src.Close()
+	if err := run(src, "tcprules", r.CDB, r.CDB+".tmp"); err != nil {
+		return err
+	}
+	if err := os.Chmod(r.CDB, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Reloaded %s.\n", r.CDB)
 	return nil
 }

@@ -50,6 +50,8 @@ func TestControlCommands(t *testing.T) {
 		{Runit, (*Control).Reload, []string{"sv hup " + send}},
 		{Runit, (*Control).Stat, []string{"sv status " + send + " " + send + "/log " + smtpd + " " + smtpd + "/log " + sub + " " + sub + "/log"}},
 		{Systemd, (*Control).Start, []string{"systemctl list-unit-files --no-legend qmail-submission.service", "systemctl list-unit-files --no-legend qmail-smtps.service",
+			"systemctl list-unit-files --no-legend qmail-pop3d.service", "systemctl list-unit-files --no-legend qmail-pop3s.service",
+			"systemctl list-unit-files --no-legend qmail-qmtpd.service", "systemctl list-unit-files --no-legend qmail-qmqpd.service",
 			"systemctl start qmail-send.service qmail-smtpd.service"}},
 		{Systemd, (*Control).Doqueue, []string{"systemctl kill --kill-whom=main --signal=ALRM qmail-send.service"}},
 		{Systemd, (*Control).Reload, []string{"systemctl kill --kill-whom=main --signal=HUP qmail-send.service"}},
@@ -65,6 +67,65 @@ func TestControlCommands(t *testing.T) {
 		if !reflect.DeepEqual(r.cmds, tt.want) {
 			t.Errorf("%s:\n%q\nwant\n%q", tt.supervisor, r.cmds, tt.want)
 		}
+	}
+}
+
+// The POP3, QMTP and QMQP services are started, stopped and shown with
+// the SMTP ones when they are installed, and only then.
+func TestControlReceivingServices(t *testing.T) {
+	svc := t.TempDir()
+	for _, d := range []string{"qmail-send/log", "qmail-smtpd/log", "qmail-pop3d/log", "qmail-qmtpd/log", "qmail-qmqpd/log"} {
+		os.MkdirAll(filepath.Join(svc, d), 0o755)
+	}
+	dir := func(n string) string { return filepath.Join(svc, n) }
+	withLogs := func(names ...string) string {
+		var p []string
+		for _, n := range names {
+			p = append(p, dir(n), dir(n)+"/log")
+		}
+		return strings.Join(p, " ")
+	}
+	receiving := []string{"qmail-smtpd", "qmail-pop3d", "qmail-qmtpd", "qmail-qmqpd"}
+	all := append([]string{"qmail-send"}, receiving...)
+	tests := []struct {
+		supervisor string
+		action     func(*Control, context.Context) error
+		want       []string
+	}{
+		{Daemontools, (*Control).Start, []string{"svc -u " + withLogs(all...)}},
+		{Daemontools, (*Control).Stop, []string{"svc -d " + withLogs(append(receiving, "qmail-send")...)}},
+		{Daemontools, (*Control).Stat, []string{"svstat " + withLogs(all...)}},
+		{Runit, (*Control).Restart, []string{
+			"sv down " + dir("qmail-smtpd") + " " + dir("qmail-pop3d") + " " + dir("qmail-qmtpd") + " " + dir("qmail-qmqpd"),
+			"sv term " + dir("qmail-send"),
+			"sv up " + dir("qmail-smtpd") + " " + dir("qmail-pop3d") + " " + dir("qmail-qmtpd") + " " + dir("qmail-qmqpd")}},
+		{Runit, (*Control).Pause, []string{"sv pause " + dir("qmail-send") + " " + dir("qmail-smtpd") + " " + dir("qmail-pop3d") + " " + dir("qmail-qmtpd") + " " + dir("qmail-qmqpd")}},
+	}
+	for _, tt := range tests {
+		r := &recorder{}
+		c := &Control{Home: t.TempDir(), Supervisor: tt.supervisor, ServiceDir: svc, Run: r.run, Out: &bytes.Buffer{}}
+		if err := tt.action(c, context.Background()); err != nil && !strings.Contains(err.Error(), "queue") {
+			t.Errorf("%s: %v", tt.supervisor, err)
+		}
+		if !reflect.DeepEqual(r.cmds, tt.want) {
+			t.Errorf("%s:\n%q\nwant\n%q", tt.supervisor, r.cmds, tt.want)
+		}
+	}
+
+	// systemd: the units systemctl lists are the ones used.
+	r := &recorder{out: "qmail-qmtpd.service enabled enabled\n"}
+	c := &Control{Home: t.TempDir(), Supervisor: Systemd, Run: func(ctx context.Context, name string, args ...string) ([]byte, error) {
+		out, err := r.run(ctx, name, args...)
+		if args[0] == "list-unit-files" && args[2] != "qmail-qmtpd.service" {
+			return nil, err
+		}
+		return out, err
+	}, Out: &bytes.Buffer{}}
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.cmds[len(r.cmds)-1], "systemctl stop qmail-smtpd.service qmail-qmtpd.service qmail-send.service"; got != want {
+		t.Errorf("systemd stop: %q, want %q", got, want)
 	}
 }
 

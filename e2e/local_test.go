@@ -16,6 +16,7 @@ import (
 
 	"github.com/goqmail/goqmail/admin"
 	"github.com/goqmail/goqmail/internal/testenv"
+	"github.com/goqmail/goqmail/internal/testsend"
 	"github.com/goqmail/goqmail/queue"
 )
 
@@ -39,13 +40,13 @@ func TestLocalDeliveries(t *testing.T) {
 	sys.sendmail("Subject: forwarded\n\nhello forward\n", "-f", "dave@example.org", "bob-fwd@"+me)
 	sys.sendmail("Subject: any extension\n\nhello default\n", "-f", "carol@example.org", "bob-Anything@"+me)
 	// Six messages: the five sent and bob-fwd's copy for alice.
-	m.waitFor(`^end msg \d+$`, 6)
-	m.stop()
-	queueIsEmpty(t, sys.home)
+	m.WaitMatches(`^end msg \d+$`, 6)
+	m.Stop()
+	testsend.QueueEmpty(t, sys.home)
 
 	// Maildir: alice got her own message and bob-fwd's.
 	byRecipient := map[string]string{}
-	for _, msg := range delivered(t, aliceBox) {
+	for _, msg := range testsend.MaildirMessages(t, aliceBox) {
 		_, subject, _ := strings.Cut(msg, "\nSubject: ")
 		subject, _, _ = strings.Cut(subject, "\n")
 		byRecipient[subject] = msg
@@ -88,7 +89,7 @@ func TestLocalDeliveries(t *testing.T) {
 	}
 
 	// .qmail-default takes an extension without a file of its own.
-	got := delivered(t, defaultBox)
+	got := testsend.MaildirMessages(t, defaultBox)
 	if len(got) != 1 || !strings.Contains(got[0], "\nDelivered-To: bob-Anything@testhost.example\n") ||
 		!strings.HasSuffix(got[0], "\nhello default\n") {
 		t.Errorf(".qmail-default's maildir: %q", got)
@@ -125,12 +126,12 @@ func TestUnknownUserBouncesToSender(t *testing.T) {
 	box := sys.maildir("alice", "Maildir")
 	m := sys.start(false)
 	sys.sendmail("Subject: lost\n\nwhere does this go?\n", "-f", "alice@"+me, "nosuch@"+me)
-	m.waitFor(`^delivery \d+: failure: Sorry,_no_mailbox_here_by_that_name\._\(#5\.1\.1\)/$`, 1)
-	m.waitFor(`^bounce msg \d+ qp \d+$`, 1)
-	m.waitFor(`^end msg \d+$`, 2)
-	m.stop()
-	queueIsEmpty(t, sys.home)
-	got := delivered(t, box)
+	m.WaitMatches(`^delivery \d+: failure: Sorry,_no_mailbox_here_by_that_name\._\(#5\.1\.1\)/$`, 1)
+	m.WaitMatches(`^bounce msg \d+ qp \d+$`, 1)
+	m.WaitMatches(`^end msg \d+$`, 2)
+	m.Stop()
+	testsend.QueueEmpty(t, sys.home)
+	got := testsend.MaildirMessages(t, box)
 	want := bounceRE("alice@"+me, "nosuch@"+me, "Sorry, no mailbox here by that name. (#5.1.1)",
 		"Subject: lost\n\nwhere does this go?\n")
 	if len(got) != 1 || !want.MatchString(got[0]) {
@@ -150,12 +151,12 @@ func TestBounceOfBounceGoesToDoubleBounceTo(t *testing.T) {
 	m := sys.start(false)
 	// A bounce (empty sender) that cannot be delivered.
 	sys.sendmail("Subject: orphan\n\nnobody wants me\n", "-f", "", "nosuch@"+me)
-	m.waitFor(`^bounce msg \d+ qp \d+$`, 1)
-	m.waitFor(`^starting delivery \d+: msg \d+ to local bouncekeeper@testhost\.example$`, 1)
-	m.waitFor(`^end msg \d+$`, 2)
-	m.stop()
-	queueIsEmpty(t, sys.home)
-	got := delivered(t, kept)
+	m.WaitMatches(`^bounce msg \d+ qp \d+$`, 1)
+	m.WaitMatches(`^starting delivery \d+: msg \d+ to local bouncekeeper@testhost\.example$`, 1)
+	m.WaitMatches(`^end msg \d+$`, 2)
+	m.Stop()
+	testsend.QueueEmpty(t, sys.home)
+	got := testsend.MaildirMessages(t, kept)
 	want := regexp.MustCompile(`^Return-Path: <#@\[\]>\nDelivered-To: bouncekeeper@testhost\.example\n(?s:.*)` +
 		regexp.QuoteMeta("\nFrom: MAILER-DAEMON@"+me+"\nTo: bouncekeeper@"+me+"\nSubject: failure notice\n\n"+
 			"Hi. This is the qmail-send program at "+me+".\n"+
@@ -166,7 +167,7 @@ func TestBounceOfBounceGoesToDoubleBounceTo(t *testing.T) {
 	if len(got) != 1 || !want.MatchString(got[0]) {
 		t.Errorf("doublebounceto's maildir: %q", got)
 	}
-	if n := len(delivered(t, pm)); n != 0 {
+	if n := len(testsend.MaildirMessages(t, pm)); n != 0 {
 		t.Errorf("the postmaster got %d messages; doublebounceto is someone else", n)
 	}
 }
@@ -179,14 +180,14 @@ func TestHundredDeliveredToLinesBounceAsLoop(t *testing.T) {
 	m := sys.start(false)
 	msg := strings.Repeat("Delivered-To: bob@"+me+"\n", 100) + "Subject: loop\n\nround and round\n"
 	sys.sendmail(msg, "-f", "alice@"+me, "bob@"+me)
-	m.waitFor(`^delivery \d+: failure: This_message_is_looping:_it_already_has_my_Delivered-To_line\._\(#5\.4\.6\)/$`, 1)
-	m.waitFor(`^end msg \d+$`, 2)
-	m.stop()
-	queueIsEmpty(t, sys.home)
-	if n := len(delivered(t, bobBox)); n != 0 {
+	m.WaitMatches(`^delivery \d+: failure: This_message_is_looping:_it_already_has_my_Delivered-To_line\._\(#5\.4\.6\)/$`, 1)
+	m.WaitMatches(`^end msg \d+$`, 2)
+	m.Stop()
+	testsend.QueueEmpty(t, sys.home)
+	if n := len(testsend.MaildirMessages(t, bobBox)); n != 0 {
 		t.Errorf("bob got %d looping messages", n)
 	}
-	got := delivered(t, box)
+	got := testsend.MaildirMessages(t, box)
 	want := bounceRE("alice@"+me, "bob@"+me, "This message is looping: it already has my Delivered-To line. (#5.4.6)",
 		"Subject: loop\n\nround and round\n")
 	if len(got) != 1 || !want.MatchString(got[0]) || strings.Count(got[0], "Delivered-To: bob@"+me+"\n") != 100 {
@@ -201,13 +202,13 @@ func TestDeferredProgramIsRetriedThenExpires(t *testing.T) {
 	sys.write("bob", ".qmail-flaky", "|echo try later; exit 111\n", 0o644)
 	m := sys.start(false)
 	sys.sendmail("Subject: patience\n\nplease retry\n", "-f", "alice@"+me, "bob-flaky@"+me)
-	id := m.waitFor(`^starting delivery 1: msg (\d+) to local bob-flaky@testhost\.example$`, 1)[0][1]
-	m.waitFor(`^delivery 1: deferral: try_later/$`, 1)
+	id := m.WaitMatches(`^starting delivery 1: msg (\d+) to local bob-flaky@testhost\.example$`, 1)[0][1]
+	m.WaitMatches(`^delivery 1: deferral: try_later/$`, 1)
 	// ALRM: the retry happens now instead of in 100 seconds.
-	m.signal(syscall.SIGALRM)
-	m.waitFor(`^starting delivery 2: msg `+id+` to local bob-flaky@testhost\.example$`, 1)
-	m.waitFor(`^delivery 2: deferral: try_later/$`, 1)
-	m.stop()
+	m.Signal(syscall.SIGALRM)
+	m.WaitMatches(`^starting delivery 2: msg `+id+` to local bob-flaky@testhost\.example$`, 1)
+	m.WaitMatches(`^delivery 2: deferral: try_later/$`, 1)
+	m.Stop()
 
 	// TERM stamps local/N with the next attempt: birth + (isqrt(age of
 	// the last attempt) + 10)^2 seconds (qmail-send's nextretry).
@@ -228,7 +229,7 @@ func TestDeferredProgramIsRetriedThenExpires(t *testing.T) {
 	if !onSchedule {
 		t.Errorf("next attempt %d s after birth: not on qmail's local schedule", wait)
 	}
-	if n := len(delivered(t, box)); n != 0 {
+	if n := len(testsend.MaildirMessages(t, box)); n != 0 {
 		t.Fatalf("alice got %d messages before the message expired", n)
 	}
 
@@ -239,15 +240,15 @@ func TestDeferredProgramIsRetriedThenExpires(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	m = sys.start(true)
-	m.waitFor(`^status: local 0/10 remote 0/20$`, 1)
-	m.signal(syscall.SIGALRM)
-	m.waitFor(`^starting delivery 1: msg `+id+` to local bob-flaky@testhost\.example$`, 1)
-	m.waitFor(`^delivery 1: failure: try_later/I'm_not_going_to_try_again;_this_message_has_been_in_the_queue_too_long\./$`, 1)
-	m.waitFor(`^bounce msg `+id+` qp \d+$`, 1)
-	m.waitFor(`^end msg \d+$`, 2)
-	m.stop()
-	queueIsEmpty(t, sys.home)
-	got := delivered(t, box)
+	m.WaitMatches(`^status: local 0/10 remote 0/20$`, 1)
+	m.Signal(syscall.SIGALRM)
+	m.WaitMatches(`^starting delivery 1: msg `+id+` to local bob-flaky@testhost\.example$`, 1)
+	m.WaitMatches(`^delivery 1: failure: try_later/I'm_not_going_to_try_again;_this_message_has_been_in_the_queue_too_long\./$`, 1)
+	m.WaitMatches(`^bounce msg `+id+` qp \d+$`, 1)
+	m.WaitMatches(`^end msg \d+$`, 2)
+	m.Stop()
+	testsend.QueueEmpty(t, sys.home)
+	got := testsend.MaildirMessages(t, box)
 	want := bounceRE("alice@"+me, "bob-flaky@"+me,
 		"try later\nI'm not going to try again; this message has been in the queue too long.",
 		"Subject: patience\n\nplease retry\n")
@@ -277,8 +278,8 @@ func TestKilledQueueManagerLosesNothing(t *testing.T) {
 		sys.enqueue(fmt.Sprintf("Subject: number %d\n\n%d\n", i, i), fmt.Sprintf("n%d@example.org", i), "alice@"+me)
 	}
 	m := sys.start(false)
-	m.waitFor(`^delivery \d+: success`, total/4)
-	log := m.kill()
+	m.WaitMatches(`^delivery \d+: success`, total/4)
+	log := m.Kill()
 
 	// What may be delivered twice: deliveries running at the kill (no
 	// result logged), and the last result, which qmail-send logs just
@@ -305,7 +306,7 @@ func TestKilledQueueManagerLosesNothing(t *testing.T) {
 	}
 
 	m = sys.start(true)
-	deadline := time.Now().Add(localWaitLimit)
+	deadline := time.Now().Add(testsend.WaitLimit)
 	for {
 		// A kill between "end msg" and qmail-clean's removal leaves
 		// mess/N for the 36-hour sweep, as in qmail: what counts is that
@@ -320,10 +321,10 @@ func TestKilledQueueManagerLosesNothing(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	m.stop()
+	m.Stop()
 
 	copies := map[string]int{}
-	for _, msg := range delivered(t, box) {
+	for _, msg := range testsend.MaildirMessages(t, box) {
 		rp, _, _ := strings.Cut(msg, "\n")
 		sender, ok := strings.CutPrefix(rp, "Return-Path: <")
 		sender, _, _ = strings.Cut(sender, "@")
@@ -360,25 +361,25 @@ func TestHUPRereadsLocals(t *testing.T) {
 
 	// Not yet local: new.example goes to the (fake) remote channel.
 	sys.sendmail("Subject: before\n\n", "-f", "bob@"+me, "alice@new.example")
-	m.waitFor(`^starting delivery \d+: msg \d+ to remote alice@new\.example$`, 1)
+	m.WaitMatches(`^starting delivery \d+: msg \d+ to remote alice@new\.example$`, 1)
 	// A deferred message, whose retry shows when ALRM was handled.
 	sys.sendmail("Subject: marker\n\n", "-f", "bob@"+me, "bob-flaky@"+me)
-	m.waitFor(`^delivery \d+: deferral: `, 1)
-	m.waitFor(`^end msg \d+$`, 1)
+	m.WaitMatches(`^delivery \d+: deferral: `, 1)
+	m.WaitMatches(`^end msg \d+$`, 1)
 
 	testenv.WriteControl(t, sys.home, "locals", me+"\nnew.example\n")
-	m.signal(syscall.SIGHUP)
+	m.Signal(syscall.SIGHUP)
 	// qmail-send logs nothing for HUP. Once the kernel has handed HUP
 	// over, it reaches qmail-send's one signal channel before a later
 	// ALRM, so once ALRM's retry starts, the HUP has been handled.
-	m.waitSignalTaken(syscall.SIGHUP)
-	m.signal(syscall.SIGALRM)
-	m.waitFor(`^starting delivery \d+: msg \d+ to local bob-flaky@testhost\.example$`, 2)
+	m.WaitSignalTaken(syscall.SIGHUP)
+	m.Signal(syscall.SIGALRM)
+	m.WaitMatches(`^starting delivery \d+: msg \d+ to local bob-flaky@testhost\.example$`, 2)
 
 	sys.sendmail("Subject: after\n\nnow local\n", "-f", "bob@"+me, "alice@new.example")
-	m.waitFor(`^starting delivery \d+: msg \d+ to local alice@new\.example$`, 1)
-	got := waitDelivered(t, box, 1)
-	m.stop()
+	m.WaitMatches(`^starting delivery \d+: msg \d+ to local alice@new\.example$`, 1)
+	got := testsend.WaitMaildir(t, box, 1)
+	m.Stop()
 	if len(got) != 1 || !strings.Contains(got[0], "\nDelivered-To: alice@new.example\n") || !strings.HasSuffix(got[0], "\nnow local\n") {
 		t.Errorf("alice's maildir: %q", got)
 	}
@@ -476,23 +477,23 @@ func TestPrivilegedInstallation(t *testing.T) {
 		t.Errorf("%s is owned by uid %d, not qmailq (%d): qmail-queue did not run setuid", mess[0], uid, ids.Qmailq)
 	}
 
-	m := startManager(t, inHome(nil, "qmail-start", "./Maildir/"), false)
-	m.waitFor(`^starting delivery 1: msg \d+ to local rcpt@testhost\.example$`, 1)
-	m.waitFor(`^delivery 1: success: did_1\+0\+0/$`, 1)
-	m.waitFor(`^end msg \d+$`, 1)
+	m := testsend.Start(t, inHome(nil, "qmail-start", "./Maildir/"), false)
+	m.WaitMatches(`^starting delivery 1: msg \d+ to local rcpt@testhost\.example$`, 1)
+	m.WaitMatches(`^delivery 1: success: did_1\+0\+0/$`, 1)
+	m.WaitMatches(`^end msg \d+$`, 1)
 	// qmail-start became qmail-send and dropped to qmails.
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.Cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := fmt.Sprintf("\nUid:\t%d\t%d\t%d\t%d\n", ids.Qmails, ids.Qmails, ids.Qmails, ids.Qmails); !strings.Contains(string(status), want) {
 		t.Errorf("qmail-send does not run as qmails (%d):\n%s", ids.Qmails, status)
 	}
-	m.stop()
-	queueIsEmpty(t, home)
+	m.Stop()
+	testsend.QueueEmpty(t, home)
 
 	box := filepath.Join(rcptHome, "Maildir")
-	got := delivered(t, box)
+	got := testsend.MaildirMessages(t, box)
 	if len(got) != 1 || !strings.HasPrefix(got[0], "Return-Path: <someone@"+me+">\nDelivered-To: rcpt@"+me+"\n") ||
 		!strings.HasSuffix(got[0], "\nfor rcpt\n") {
 		t.Fatalf("rcpt's maildir: %q", got)

@@ -11,6 +11,8 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/goqmail/goqmail/internal/testenv"
+	"github.com/goqmail/goqmail/internal/testsend"
+	"github.com/goqmail/goqmail/internal/testsmtp"
 )
 
 // logText is how qmail-send's log shows a report: spaces as "_", line
@@ -25,23 +27,23 @@ func logText(report string) string {
 // 25.
 func TestSendmailToMX(t *testing.T) {
 	t.Parallel()
-	requireRoot(t)
+	testenv.Root(t)
 	peer := startPeer(t, listenPort25(t), nil)
-	_, dns := startRemoteDNS(t, peer.ip, unusedPort25(t))
+	_, dns := startRemoteDNS(t, peer.IP(), unusedPort25(t))
 	home := testenv.NewHome(t, queuePrograms...)
 	testenv.WriteControl(t, home, "dnsservers", dns.Addr()+"\n")
-	attr := runAs(t, home)
+	attr := testsend.RunAs(t, home)
 	m := startSendManager(t, home, attr)
 
 	inject(t, home, attr, "To: bob@simple.e2e.test\nSubject: via MX\n\nhello over there\n",
 		"sendmail", "-f", "alice@testhost.example", "bob@simple.e2e.test")
-	m.waitFor(`^starting delivery 1: msg \d+ to remote bob@simple.e2e.test$`)
-	m.waitFor(`^delivery 1: success: ` + logText(peer.ip+" accepted message.\nRemote host said: 250 2.0.0 OK: queued\n") + `$`)
-	m.waitFor(`^end msg \d+$`)
-	m.stop()
-	queueDrained(t, home)
+	m.WaitLines(`^starting delivery 1: msg \d+ to remote bob@simple.e2e.test$`, 1)
+	m.WaitLines(`^delivery 1: success: `+logText(peer.IP()+" accepted message.\nRemote host said: 250 2.0.0 OK: queued\n")+`$`, 1)
+	m.WaitLines(`^end msg \d+$`, 1)
+	m.Stop()
+	testsend.QueueEmpty(t, home)
 
-	got := peer.received()
+	got := peer.Received()
 	if len(got) != 1 || got[0].From != "alice@testhost.example" || strings.Join(got[0].Rcpts, ",") != "bob@simple.e2e.test" {
 		t.Fatalf("the peer got %+v", got)
 	}
@@ -59,14 +61,14 @@ func TestSendmailToMX(t *testing.T) {
 // relay relay.e2e.test (looked up in nsd by address only) on the peer's
 // port, with the programs to queue and deliver mail and a maildir for
 // alice, the local sender.
-func routedHome(t *testing.T, peer *smtpPeer) (home, aliceMaildir string, attr *syscall.SysProcAttr, dns func() []string) {
+func routedHome(t *testing.T, peer *testsmtp.Peer) (home, aliceMaildir string, attr *syscall.SysProcAttr, dns func() []string) {
 	t.Helper()
 	_, rec := startRemoteDNS(t, "127.0.0.1", "127.0.0.1")
 	home = testenv.NewHome(t, queuePrograms...)
 	testenv.WriteControl(t, home, "dnsservers", rec.Addr()+"\n")
-	testenv.WriteControl(t, home, "smtproutes", fmt.Sprintf("remote.e2e.test:relay.e2e.test:%d\n", peer.port))
-	aliceMaildir = maildirFor(t, home, "alice")
-	attr = runAs(t, home)
+	testenv.WriteControl(t, home, "smtproutes", fmt.Sprintf("remote.e2e.test:relay.e2e.test:%d\n", peer.Addr.Port))
+	aliceMaildir = testsend.AliasMaildir(t, home, "alice", "alice")
+	attr = testsend.RunAs(t, home)
 	dns = func() []string {
 		queries := rec.Queries()
 		checkQueryTypes(t, queries)
@@ -98,29 +100,29 @@ func checkRelayQueries(t *testing.T, queries []string) {
 // delivers exactly one copy.
 func TestDeferralThenRetry(t *testing.T) {
 	t.Parallel()
-	peer := startLoopbackPeer(t, func(p *smtpPeer) { p.deferMessages = 1 })
+	peer := startLoopbackPeer(t, func(p *testsmtp.Peer) { p.DeferMessages = 1 })
 	home, _, attr, dns := routedHome(t, peer)
 	m := startSendManager(t, home, attr)
 
 	inject(t, home, attr, "To: carol@remote.e2e.test\nSubject: retry me\n\nsecond time lucky\n",
 		"qmail-inject", "-falice@testhost.example", "carol@remote.e2e.test")
-	m.waitFor(`^starting delivery 1: msg \d+ to remote carol@remote.e2e.test$`)
-	m.waitFor(`^delivery 1: deferral: ` + logText("127.0.0.1 failed after I sent the message.\nRemote host said: 451 4.3.0 not now, try again\n") + `$`)
-	if n := len(peer.received()); n != 0 {
+	m.WaitLines(`^starting delivery 1: msg \d+ to remote carol@remote.e2e.test$`, 1)
+	m.WaitLines(`^delivery 1: deferral: `+logText("127.0.0.1 failed after I sent the message.\nRemote host said: 451 4.3.0 not now, try again\n")+`$`, 1)
+	if n := len(peer.Received()); n != 0 {
 		t.Fatalf("the peer kept %d messages it refused", n)
 	}
 	// ALRM: retry now rather than at the scheduled time.
-	m.signal(syscall.SIGALRM)
-	m.waitFor(`^starting delivery 2: msg \d+ to remote carol@remote.e2e.test$`)
-	m.waitFor(`^delivery 2: success: ` + logText("127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 OK: queued\n") + `$`)
-	m.waitFor(`^end msg \d+$`)
-	m.stop()
-	queueDrained(t, home)
+	m.Signal(syscall.SIGALRM)
+	m.WaitLines(`^starting delivery 2: msg \d+ to remote carol@remote.e2e.test$`, 1)
+	m.WaitLines(`^delivery 2: success: `+logText("127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 OK: queued\n")+`$`, 1)
+	m.WaitLines(`^end msg \d+$`, 1)
+	m.Stop()
+	testsend.QueueEmpty(t, home)
 
-	got := peer.received()
-	if len(got) != 1 || peer.deferrals() != 1 || got[0].From != "alice@testhost.example" || strings.Join(got[0].Rcpts, ",") != "carol@remote.e2e.test" ||
+	got := peer.Received()
+	if len(got) != 1 || peer.Deferrals() != 1 || got[0].From != "alice@testhost.example" || strings.Join(got[0].Rcpts, ",") != "carol@remote.e2e.test" ||
 		!strings.HasSuffix(got[0].Data, "\r\nSubject: retry me\r\n\r\nsecond time lucky\r\n") {
-		t.Fatalf("the peer got %+v after %d deferrals", got, peer.deferrals())
+		t.Fatalf("the peer got %+v after %d deferrals", got, peer.Deferrals())
 	}
 	checkRelayQueries(t, dns())
 }
@@ -130,8 +132,8 @@ func TestDeferralThenRetry(t *testing.T) {
 // reply in the bounce (QSBMF), while the other recipient is delivered.
 func TestRemoteFailureBounces(t *testing.T) {
 	t.Parallel()
-	peer := startLoopbackPeer(t, func(p *smtpPeer) {
-		p.rejectRcpt["dave@remote.e2e.test"] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
+	peer := startLoopbackPeer(t, func(p *testsmtp.Peer) {
+		p.RejectRcpt["dave@remote.e2e.test"] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
 	})
 	home, alice, attr, dns := routedHome(t, peer)
 	m := startSendManager(t, home, attr)
@@ -139,20 +141,20 @@ func TestRemoteFailureBounces(t *testing.T) {
 	inject(t, home, attr, "To: dave@remote.e2e.test, erin@remote.e2e.test\nSubject: doomed\n\nfor dave\n",
 		"qmail-inject", "-falice@testhost.example", "dave@remote.e2e.test", "erin@remote.e2e.test")
 	refusal := "127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 no such user here\nGiving up on 127.0.0.1.\n"
-	m.waitFor(`^delivery \d+: failure: ` + logText(refusal) + `$`)
-	m.waitFor(`^delivery \d+: success: ` + logText("127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 OK: queued\n") + `$`)
-	m.waitFor(`^bounce msg \d+ qp \d+$`)
-	m.waitFor(`^starting delivery \d+: msg \d+ to local alice@testhost.example$`)
-	m.waitFor(`^delivery \d+: success: did_1\+0\+0/$`)
-	m.waitCount(`^end msg \d+$`, 2)
-	m.stop()
-	queueDrained(t, home)
+	m.WaitLines(`^delivery \d+: failure: `+logText(refusal)+`$`, 1)
+	m.WaitLines(`^delivery \d+: success: `+logText("127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 OK: queued\n")+`$`, 1)
+	m.WaitLines(`^bounce msg \d+ qp \d+$`, 1)
+	m.WaitLines(`^starting delivery \d+: msg \d+ to local alice@testhost.example$`, 1)
+	m.WaitLines(`^delivery \d+: success: did_1\+0\+0/$`, 1)
+	m.WaitLines(`^end msg \d+$`, 2)
+	m.Stop()
+	testsend.QueueEmpty(t, home)
 
-	got := peer.received()
+	got := peer.Received()
 	if len(got) != 1 || strings.Join(got[0].Rcpts, ",") != "erin@remote.e2e.test" {
 		t.Fatalf("the peer got %+v", got)
 	}
-	bounces := maildirMessages(t, alice)
+	bounces := testsend.MaildirMessages(t, alice)
 	if len(bounces) != 1 {
 		t.Fatalf("alice got %d messages", len(bounces))
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/goqmail/goqmail/internal/testdns"
 	"github.com/goqmail/goqmail/internal/testenv"
+	"github.com/goqmail/goqmail/internal/testsmtp"
 )
 
 // Sizes of the oversized answers, as in the dns package's nsd test: the
@@ -155,14 +156,14 @@ func asked(queries []testdns.Query, name string, qtype uint16, tcp bool) bool {
 // is ever sent.
 func TestRemoteDNS(t *testing.T) {
 	t.Parallel()
-	requireRoot(t)
+	testenv.Root(t)
 	peer := startPeer(t, listenPort25(t), nil)
-	nsd, dns := startRemoteDNS(t, peer.ip, unusedPort25(t))
+	nsd, dns := startRemoteDNS(t, peer.IP(), unusedPort25(t))
 	checkAnswerSizes(t, nsd)
 	home := testenv.NewHome(t)
 	testenv.WriteControl(t, home, "dnsservers", dns.Addr()+"\n")
 
-	accepted := "K" + peer.ip + " accepted message.\nRemote host said: 250 2.0.0 OK: queued\n"
+	accepted := "K" + peer.IP() + " accepted message.\nRemote host said: 250 2.0.0 OK: queued\n"
 	tests := []struct {
 		name   string
 		host   string
@@ -191,10 +192,10 @@ func TestRemoteDNS(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(peer.received())
+			before := len(peer.Received())
 			recipient := "user@" + tc.host
 			msg := "Subject: " + tc.name + "\n\nto " + tc.host + "\n"
-			reports := runRemote(t, home, msg, tc.host, "sender@testhost.example", recipient)
+			reports := testsmtp.RunRemote(t, home, msg, tc.host, "sender@testhost.example", recipient)
 			want := []string{tc.report}
 			if strings.HasPrefix(tc.report, "K") {
 				want = []string{"r", tc.report}
@@ -202,7 +203,7 @@ func TestRemoteDNS(t *testing.T) {
 			if !slices.Equal(reports, want) {
 				t.Fatalf("reports %q, want %q", reports, want)
 			}
-			got := peer.received()[before:]
+			got := peer.Received()[before:]
 			if tc.report != accepted {
 				if len(got) != 0 {
 					t.Fatalf("the peer got %+v", got)

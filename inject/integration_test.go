@@ -14,32 +14,6 @@ import (
 	"github.com/goqmail/goqmail/queue"
 )
 
-// captureQueue installs a stand-in for qmail-queue that saves the message
-// (fd 0) and the envelope (fd 1) under dir and exits with code.
-func captureQueue(t *testing.T, code int) (script, dir string) {
-	t.Helper()
-	dir = t.TempDir()
-	script = filepath.Join(dir, "capture-queue")
-	body := fmt.Sprintf("#!/bin/sh\ncat > '%s/message' || exit 54\ncat 0<&1 > '%s/envelope' || exit 54\nexit %d\n", dir, dir, code)
-	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return script, dir
-}
-
-func readCapture(t *testing.T, dir string) (message, envelope string) {
-	t.Helper()
-	m, err := os.ReadFile(filepath.Join(dir, "message"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := os.ReadFile(filepath.Join(dir, "envelope"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(m), string(e)
-}
-
 // run runs a program of home/bin with exactly the environment env.
 func run(t *testing.T, home, prog string, env []string, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
@@ -125,12 +99,12 @@ func TestInjectQueues(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			script, dir := captureQueue(t, 0)
-			_, stderr, code := run(t, home, "qmail-inject", append(tc.env, "QMAILQUEUE="+script), tc.in, tc.args...)
+			qq := testenv.CaptureQueue(t, 0)
+			_, stderr, code := run(t, home, "qmail-inject", append(tc.env, "QMAILQUEUE="+qq.Program), tc.in, tc.args...)
 			if code != 0 || stderr != "" {
 				t.Fatalf("exit %d, stderr %q", code, stderr)
 			}
-			msg, env := readCapture(t, dir)
+			msg, env := qq.Only(t)
 			if msg != tc.message {
 				t.Errorf("message:\n got %q\nwant %q", msg, tc.message)
 			}
@@ -158,8 +132,8 @@ func TestInjectQueueErrors(t *testing.T) {
 		{75, 111, "qmail-inject: fatal: qq temporary problem (#4.3.0)\n"},
 	} {
 		t.Run(fmt.Sprint(tc.exit), func(t *testing.T) {
-			script, _ := captureQueue(t, tc.exit)
-			_, stderr, code := run(t, home, "qmail-inject", []string{"USER=joe", "QMAILQUEUE=" + script}, "To: a\n\nbody\n")
+			qq := testenv.CaptureQueue(t, tc.exit)
+			_, stderr, code := run(t, home, "qmail-inject", []string{"USER=joe", "QMAILQUEUE=" + qq.Program}, "To: a\n\nbody\n")
 			if code != tc.code || stderr != tc.stderr {
 				t.Errorf("exit %d %q, want %d %q", code, stderr, tc.code, tc.stderr)
 			}
@@ -172,12 +146,12 @@ func TestInjectQueueErrors(t *testing.T) {
 		}
 	})
 	t.Run("syntax error queues nothing", func(t *testing.T) {
-		script, dir := captureQueue(t, 0)
-		_, stderr, code := run(t, home, "qmail-inject", []string{"USER=joe", "QMAILQUEUE=" + script}, "To: \"open\n\nbody\n")
+		qq := testenv.CaptureQueue(t, 0)
+		_, stderr, code := run(t, home, "qmail-inject", []string{"USER=joe", "QMAILQUEUE=" + qq.Program}, "To: \"open\n\nbody\n")
 		if code != 100 || stderr != "qmail-inject: fatal: unable to parse this line:\nTo: \"open\n" {
 			t.Errorf("exit %d %q", code, stderr)
 		}
-		if _, err := os.Stat(filepath.Join(dir, "message")); err == nil {
+		if qq.Ran(t) {
 			t.Error("the queue program ran")
 		}
 	})
@@ -192,13 +166,13 @@ func TestInjectQueueErrors(t *testing.T) {
 func TestInjectStreamsLargeBody(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-inject")
-	script, dir := captureQueue(t, 0)
+	qq := testenv.CaptureQueue(t, 0)
 	body := strings.Repeat("0123456789abcdef", 1<<20) // 16 MiB, one line, no final newline
-	_, stderr, code := run(t, home, "qmail-inject", []string{"USER=joe", "QMAILQUEUE=" + script}, stamped+"To: a@x.example\n\n"+body)
+	_, stderr, code := run(t, home, "qmail-inject", []string{"USER=joe", "QMAILQUEUE=" + qq.Program}, stamped+"To: a@x.example\n\n"+body)
 	if code != 0 {
 		t.Fatalf("exit %d %q", code, stderr)
 	}
-	msg, _ := readCapture(t, dir)
+	msg, _ := qq.Only(t)
 	if want := "From: joe@testhost.example\n" + stamped + "To: a@x.example\n\n" + body + "\n"; msg != want {
 		t.Errorf("message of %d bytes, want %d", len(msg), len(want))
 	}
@@ -233,12 +207,12 @@ func TestSendmailRunsInject(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			script, dir := captureQueue(t, 0)
-			_, stderr, code := run(t, home, "sendmail", append(tc.env, "QMAILQUEUE="+script), tc.in, tc.args...)
+			qq := testenv.CaptureQueue(t, 0)
+			_, stderr, code := run(t, home, "sendmail", append(tc.env, "QMAILQUEUE="+qq.Program), tc.in, tc.args...)
 			if code != 0 || stderr != "" {
 				t.Fatalf("exit %d, stderr %q", code, stderr)
 			}
-			msg, env := readCapture(t, dir)
+			msg, env := qq.Only(t)
 			if msg != tc.message {
 				t.Errorf("message:\n got %q\nwant %q", msg, tc.message)
 			}
@@ -248,8 +222,8 @@ func TestSendmailRunsInject(t *testing.T) {
 		})
 	}
 	t.Run("queue failure passes through", func(t *testing.T) {
-		script, _ := captureQueue(t, 53)
-		_, stderr, code := run(t, home, "sendmail", []string{"USER=joe", "QMAILQUEUE=" + script}, "To: a\n\n", "r")
+		qq := testenv.CaptureQueue(t, 53)
+		_, stderr, code := run(t, home, "sendmail", []string{"USER=joe", "QMAILQUEUE=" + qq.Program}, "To: a\n\n", "r")
 		if code != 111 || stderr != "qmail-inject: fatal: qq write error or disk full (#4.3.0)\n" {
 			t.Errorf("exit %d %q", code, stderr)
 		}
@@ -303,16 +277,16 @@ func TestSendmailSMTP(t *testing.T) {
 	t.Parallel()
 	swaks := testenv.Tool(t, "swaks", "swaks")
 	home := testenv.NewHome(t, "sendmail", "qmail-smtpd")
-	script, dir := captureQueue(t, 0)
+	qq := testenv.CaptureQueue(t, 0)
 	cmd := exec.Command(swaks, "--pipe", filepath.Join(home, "bin", "sendmail")+" -bs",
 		"--from", "joe@testhost.example", "--to", "someone@elsewhere.example",
 		"--helo", "client.example", "--header", "Subject: via -bs", "--body", "hello")
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "QMAILHOME=" + home, "QMAILQUEUE=" + script}
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "QMAILHOME=" + home, "QMAILQUEUE=" + qq.Program}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("swaks: %v\n%s", err, out)
 	}
-	msg, env := readCapture(t, dir)
+	msg, env := qq.Only(t)
 	// Relaying is allowed: RELAYCLIENT is set, and the recipient is not local.
 	if want := "Fjoe@testhost.example\x00Tsomeone@elsewhere.example\x00\x00"; env != want {
 		t.Errorf("envelope %q, want %q", env, want)

@@ -19,20 +19,6 @@ import (
 	"github.com/goqmail/goqmail/queue"
 )
 
-// tool returns the path of a Debian-packaged program a test needs. In CI
-// a missing tool is a failure; elsewhere the test is skipped.
-func tool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s (Debian package %s) is missing", name, pkg)
-		}
-		t.Skipf("%s (Debian package %s) not installed", name, pkg)
-	}
-	return p
-}
-
 // user is a mail user's home directory with its .qmail files.
 type user struct {
 	t    *testing.T
@@ -164,7 +150,7 @@ func TestMaildirDelivery(t *testing.T) {
 		t.Errorf("tmp/ not empty: %v", tmp)
 	}
 	// A real maildir reader sees the two messages.
-	py := tool(t, "python3", "python3")
+	py := testenv.Tool(t, "python3", "python3")
 	out, err := exec.Command(py, "-c", `import mailbox,sys
 m = mailbox.Maildir(sys.argv[1], create=False)
 print(len(m), *sorted(x["Subject"] for x in m))`, md).CombinedOutput()
@@ -232,7 +218,7 @@ func TestMboxDelivery(t *testing.T) {
 	if st, _ := os.Stat(filepath.Join(u.home, "Mailbox")); st.Mode().Perm() != 0o600 {
 		t.Errorf("mbox mode %v", st.Mode())
 	}
-	py := tool(t, "python3", "python3")
+	py := testenv.Tool(t, "python3", "python3")
 	out, err := exec.Command(py, "-c", `import mailbox,sys
 m = mailbox.mbox(sys.argv[1], create=False)
 print(len(m), repr(m[0].get_payload()), m[0].get_from())`, filepath.Join(u.home, "Mailbox")).CombinedOutput()
@@ -244,7 +230,7 @@ print(len(m), repr(m[0].get_payload()), m[0].get_from())`, filepath.Join(u.home,
 // lockHolder holds an exclusive flock on path with util-linux's flock(1)
 // until release is called.
 func lockHolder(t *testing.T, path string) (release func()) {
-	flock := tool(t, "flock", "util-linux")
+	flock := testenv.Tool(t, "flock", "util-linux")
 	cmd := exec.Command(flock, "-x", path, "-c", "echo locked; read x")
 	in, _ := cmd.StdinPipe()
 	outPipe, _ := cmd.StdoutPipe()
@@ -407,18 +393,6 @@ func TestProgramExitCodes(t *testing.T) {
 	}
 }
 
-// captureQueue makes a $QMAILQUEUE stand-in that stores the message and
-// the envelope it is given and exits with code.
-func captureQueue(t *testing.T, code int) (qmailqueue, dir string) {
-	dir = t.TempDir()
-	script := filepath.Join(dir, "qq")
-	body := fmt.Sprintf("#!/bin/sh\necho $$ > %s/pid\ncat > %s/msg\ncat <&1 > %s/env\nexit %d\n", dir, dir, dir, code)
-	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return script, dir
-}
-
 func readFile(t *testing.T, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)
@@ -447,7 +421,8 @@ func TestForward(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			home := testenv.NewHome(t)
-			qq, dir := captureQueue(t, 0)
+			cq := testenv.CaptureQueue(t, 0)
+			qq := cq.Program
 			u := newUser(t)
 			u.write(".qmail-list", "&a@one.example\n# comment\nb@two.example\n|echo ran > prog.out\n", 0o644)
 			for _, f := range tt.owner {
@@ -456,11 +431,11 @@ func TestForward(t *testing.T) {
 			r := u.deliver(delivery{dash: "-", ext: "list", sendr: tt.sender, msg: message,
 				env: []string{"QMAILHOME=" + home, "QMAILQUEUE=" + qq}})
 			// qp is the pid of the queue program.
-			expect(t, r, 0, "did 0+2+1\nqp "+readFile(t, dir+"/pid"), "")
-			if got, want := readFile(t, dir+"/msg"), "Delivered-To: bob-list@example.org\n"+message; got != want {
+			expect(t, r, 0, "did 0+2+1\nqp "+cq.Single(t).Pid+"\n", "")
+			if got, want := cq.Single(t).Message, "Delivered-To: bob-list@example.org\n"+message; got != want {
 				t.Errorf("queued message %q, want %q", got, want)
 			}
-			if got, want := readFile(t, dir+"/env"), "F"+tt.want+"\x00Ta@one.example\x00Tb@two.example\x00\x00"; got != want {
+			if got, want := cq.Single(t).Envelope, "F"+tt.want+"\x00Ta@one.example\x00Tb@two.example\x00\x00"; got != want {
 				t.Errorf("envelope %q, want %q", got, want)
 			}
 		})
@@ -521,7 +496,7 @@ func TestForwardFailure(t *testing.T) {
 		{53, 111, "Unable to forward message: qq write error or disk full (#4.3.0).\n"},
 	} {
 		home := testenv.NewHome(t)
-		qq, _ := captureQueue(t, tt.qqexit)
+		qq := testenv.CaptureQueue(t, tt.qqexit).Program
 		u := newUser(t)
 		u.write(".qmail", "&a@one.example\n", 0o644)
 		r := u.deliver(delivery{msg: message, env: []string{"QMAILHOME=" + home, "QMAILQUEUE=" + qq}})
@@ -534,22 +509,24 @@ func TestForwardFailure(t *testing.T) {
 func TestForwardAndProgramOrder(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t)
-	qq, dir := captureQueue(t, 0)
+	cq := testenv.CaptureQueue(t, 0)
+	qq := cq.Program
 	u := newUser(t)
 	u.write(".qmail", "a@one.example\n|exit 99\nb@two.example\n", 0o644)
 	r := u.deliver(delivery{sendr: "s@x", msg: message, env: []string{"QMAILHOME=" + home, "QMAILQUEUE=" + qq}})
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "did 0+1+1\nqp ") {
 		t.Fatalf("got %+v", r)
 	}
-	if got := readFile(t, dir+"/env"); got != "Fs@x\x00Ta@one.example\x00\x00" {
+	if got := cq.Single(t).Envelope; got != "Fs@x\x00Ta@one.example\x00\x00" {
 		t.Errorf("envelope %q", got)
 	}
 
-	qq2, dir2 := captureQueue(t, 0)
+	cq2 := testenv.CaptureQueue(t, 0)
+	qq2 := cq2.Program
 	u.write(".qmail", "a@one.example\n|exit 100\n", 0o644)
 	r = u.deliver(delivery{sendr: "s@x", msg: message, env: []string{"QMAILHOME=" + home, "QMAILQUEUE=" + qq2}})
 	expect(t, r, 100, "", "")
-	if _, err := os.Stat(dir2 + "/msg"); err == nil {
+	if cq2.Ran(t) {
 		t.Error("forwarded although a program failed")
 	}
 }

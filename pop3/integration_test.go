@@ -1,7 +1,6 @@
 package pop3_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -123,27 +122,7 @@ func tcpserve(t *testing.T, env []string, argv ...string) string {
 	tcpserver := testenv.Tool(t, "tcpserver", "ucspi-tcp")
 	cmd := exec.Command(tcpserver, append([]string{"-1", "-R", "-H", "-l", "pop.example", "127.0.0.1", "0"}, argv...)...)
 	cmd.Env = append(os.Environ(), env...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log bytes.Buffer
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("tcpserver log:\n%s", log.String())
-		}
-	})
-	port, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("tcpserver did not report its port: %v", err)
-	}
-	return strings.TrimSpace(port)
+	return testenv.TCPServer(t, cmd)
 }
 
 // session is what testdata/pop3client.py reports.
@@ -279,18 +258,9 @@ func TestPoplibAndMpopWithCheckpw(t *testing.T) {
 // tcpserver, for a maildir owned by nobody when running as root.
 func fakeChain(t *testing.T, env ...string) (port, md string, w *world, qmailHome string) {
 	t.Helper()
-	testenv.Tool(t, "python3", "python3")
-	w = newWorld(t)
-	home := filepath.Join(w.dir, "home")
-	md = maildir(t, home, nobody, nobody, twoMessages)
-	checkpassword, err := filepath.Abs(filepath.Join("testdata", "checkpassword.py"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	qmailHome = filepath.Join(w.dir, "qmail")
-	os.MkdirAll(filepath.Join(qmailHome, "control"), 0o755)
-	env = append(env, "FAKE_USER=bob", "FAKE_PASS=s3cret", "FAKE_HOME="+home, "QMAILHOME="+qmailHome)
-	port = tcpserve(t, env, w.popup, "pop.example", checkpassword, w.pop3d, "Maildir")
+	w, md, qmailHome, chainEnv, chain := listenerChain(t)
+	// tcpserver runs qmail-popup with the chain's arguments after "--".
+	port = tcpserve(t, append(env, chainEnv...), append([]string{w.popup}, chain[1:]...)...)
 	return port, md, w, qmailHome
 }
 

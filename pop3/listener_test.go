@@ -1,7 +1,6 @@
 package pop3_test
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"os"
@@ -9,74 +8,18 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/goqmail/goqmail/internal/testenv"
 )
 
-// popupListener is a standalone qmail-popup started by a test.
-type popupListener struct {
-	addrs []string // 127.0.0.1's first, then ::1's when available
-	stop  func() (log string, err error)
-}
-
 // startPopupListener runs "qmail-popup --listen 127.0.0.1:0 [--listen
 // [::1]:0] -u UID -g GID args..." with extra environment and reads the
-// addresses it reports; stop sends TERM and returns the log and exit
-// status.
-func startPopupListener(t *testing.T, popup string, env []string, args ...string) *popupListener {
+// addresses it reports (127.0.0.1's first, then ::1's when available).
+func startPopupListener(t *testing.T, popup string, env []string, args ...string) *testenv.Listener {
 	t.Helper()
-	argv := []string{"--listen", "127.0.0.1:0"}
-	if ln, err := net.Listen("tcp", "[::1]:0"); err == nil {
-		ln.Close()
-		argv = append(argv, "--listen", "[::1]:0")
-	} else {
-		t.Logf("no IPv6 loopback here: %v", err)
-	}
-	argv = append(argv, "-u", strconv.Itoa(os.Getuid()), "-g", strconv.Itoa(os.Getgid()))
-	cmd := exec.Command(popup, append(argv, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(stderr)
-	l := &popupListener{}
-	for range strings.Count(strings.Join(argv, " "), "--listen") {
-		line, err := r.ReadString('\n')
-		addr, ok := strings.CutPrefix(strings.TrimSpace(line), "qmail-popup: listening on ")
-		if err != nil || !ok {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("qmail-popup did not start: %v %q", err, line)
-		}
-		l.addrs = append(l.addrs, addr)
-	}
-	log := &strings.Builder{}
-	done := make(chan struct{})
-	go func() { io.Copy(log, r); close(done) }()
-	var once sync.Once
-	var waitErr error
-	stop := func(sig os.Signal) (string, error) {
-		once.Do(func() {
-			cmd.Process.Signal(sig)
-			waitErr = cmd.Wait()
-			<-done
-		})
-		return log.String(), waitErr
-	}
-	t.Cleanup(func() {
-		if out, _ := stop(os.Kill); t.Failed() {
-			t.Logf("qmail-popup log:\n%s", out)
-		}
-	})
-	l.stop = func() (string, error) { return stop(syscall.SIGTERM) }
-	return l
+	argv := append(testenv.LoopbackListen(t), "-u", strconv.Itoa(os.Getuid()), "-g", strconv.Itoa(os.Getgid()))
+	return testenv.StartListener(t, popup, append(argv, args...), append(os.Environ(), env...))
 }
 
 // listenerChain makes what a listener test needs: a world, a maildir
@@ -104,14 +47,7 @@ func listenerChain(t *testing.T) (w *world, md, qmailHome string, env, chain []s
 // makeRules compiles tcprules text into dir/tcp.pop3.cdb.
 func makeRules(t *testing.T, dir, text string) string {
 	t.Helper()
-	tcprules := testenv.Tool(t, "tcprules", "ucspi-tcp")
-	cdb := filepath.Join(dir, "tcp.pop3.cdb")
-	cmd := exec.Command(tcprules, cdb, cdb+".tmp")
-	cmd.Stdin = strings.NewReader(text)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("tcprules: %v\n%s", err, out)
-	}
-	return cdb
+	return testenv.TCPRules(t, filepath.Join(dir, "tcp.pop3.cdb"), text)
 }
 
 func splitPort(t *testing.T, addr string) (host, port string) {
@@ -133,7 +69,7 @@ func TestPopupListener(t *testing.T) {
 	rules := makeRules(t, w.dir, "127.0.0.1:allow,FAKE_PASS=\"rule-pass\"\n:allow\n")
 	l := startPopupListener(t, w.popup, env, append([]string{"-x", rules}, chain...)...)
 
-	host, port := splitPort(t, l.addrs[0])
+	host, port := splitPort(t, l.Addrs[0])
 	if s := poplibAt(t, host, port, "plain", "bob", "s3cret"); s.Error != "-ERR authorization failed" {
 		t.Errorf("the listener's password, overridden by the rule: %+v", s)
 	}
@@ -141,8 +77,8 @@ func TestPopupListener(t *testing.T) {
 	if got := strings.Join(listFiles(t, md), " "); got != "cur/2000.second.host:2,S" {
 		t.Errorf("maildir after the IPv4 session: %s", got)
 	}
-	if len(l.addrs) > 1 {
-		host, port := splitPort(t, l.addrs[1])
+	if len(l.Addrs) > 1 {
+		host, port := splitPort(t, l.Addrs[1])
 		s := poplibAt(t, host, port, "apop", "bob", "s3cret")
 		if s.Error != "" || s.Login != "+OK " || len(s.Stat) != 2 || s.Stat[0] != 1 || s.Quit != "+OK " {
 			t.Errorf("APOP over IPv6 without the rule: %+v", s)
@@ -156,7 +92,7 @@ func TestPopupListener(t *testing.T) {
 	}
 
 	makeRules(t, w.dir, "127.0.0.1:deny\n:allow\n")
-	conn, err := net.Dial("tcp", l.addrs[0])
+	conn, err := net.Dial("tcp", l.Addrs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +101,7 @@ func TestPopupListener(t *testing.T) {
 	if len(b) != 0 {
 		t.Errorf("denied client got %q", b)
 	}
-	log, err := l.stop()
+	log, err := l.Stop()
 	if err != nil {
 		t.Errorf("exit after TERM: %v", err)
 	}
@@ -183,12 +119,12 @@ func TestPopupListenerPOP3S(t *testing.T) {
 	w, md, qmailHome, env, chain := listenerChain(t)
 	writeCert(t, qmailHome)
 	l := startPopupListener(t, w.popup, append(env, "POP3S="), chain...)
-	host, port := splitPort(t, l.addrs[0])
+	host, port := splitPort(t, l.Addrs[0])
 	checkSession(t, poplibAt(t, host, port, "pop3s", "bob", "s3cret"))
 
 	// mpop fetches and deletes what is left, over the last address
 	// (IPv6 when available).
-	host, port = splitPort(t, l.addrs[len(l.addrs)-1])
+	host, port = splitPort(t, l.Addrs[len(l.Addrs)-1])
 	mbox := filepath.Join(w.dir, "mbox")
 	pwfile := filepath.Join(w.dir, "pw")
 	if err := os.WriteFile(pwfile, []byte("s3cret\n"), 0o600); err != nil {
@@ -211,7 +147,7 @@ func TestPopupListenerPOP3S(t *testing.T) {
 	if got := listFiles(t, md); len(got) != 0 {
 		t.Errorf("maildir after mpop: %q", got)
 	}
-	if _, err := l.stop(); err != nil {
+	if _, err := l.Stop(); err != nil {
 		t.Errorf("exit after TERM: %v", err)
 	}
 }

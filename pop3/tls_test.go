@@ -2,41 +2,16 @@ package pop3
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-)
 
-func writeTestCert(t *testing.T, path string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pop.example"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})...)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
+	"github.com/goqmail/goqmail/internal/testenv"
+)
 
 // popupOverPipe runs Popup.Serve on one end of a net.Pipe and returns the
 // other end.
@@ -62,7 +37,7 @@ func expect(t *testing.T, r *bufio.Reader, want string) {
 
 func TestPopupSTLS(t *testing.T) {
 	cert := filepath.Join(t.TempDir(), "servercert.pem")
-	writeTestCert(t, cert)
+	testenv.WriteServerCert(t, cert, "pop.example")
 	f := &fakeLogin{say: "+OK \r\n"}
 	p := testPopup(f)
 	p.CertPath = cert

@@ -26,27 +26,7 @@ func tcpserve(t *testing.T, home, program string, env ...string) string {
 	cmd := exec.Command(tcpserver, "-1", "-R", "-H", "-l", "server.example", "127.0.0.1", "0", filepath.Join(home, "bin", program))
 	cmd.Env = append(append(os.Environ(), "QMAILHOME="+home), env...)
 	cmd.Dir = home
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log bytes.Buffer
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("tcpserver log:\n%s", log.String())
-		}
-	})
-	port, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("tcpserver did not report its port: %v", err)
-	}
-	return "127.0.0.1:" + strings.TrimSpace(port)
+	return "127.0.0.1:" + testenv.TCPServer(t, cmd)
 }
 
 // queuedMessage is one message in a qmail queue: its mess file and its

@@ -11,89 +11,28 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/goqmail/goqmail/internal/testenv"
 	"github.com/goqmail/goqmail/qmtp"
 )
 
-// listener is a standalone qmail-qmtpd or qmail-qmqpd started by a test.
-type listener struct {
-	addrs []string // as reported: 127.0.0.1 first, then ::1 when available
-	stop  func() (log string, err error)
-}
-
 // startListener runs "PROGRAM --listen 127.0.0.1:0 [--listen [::1]:0]
 // -l server.example -u UID -g GID args..." in home with extra
-// environment, and reads the addresses it reports. stop sends TERM and
-// returns the log and the exit status.
-func startListener(t *testing.T, home, program string, env []string, args ...string) *listener {
+// environment, and reads the addresses it reports (127.0.0.1 first,
+// then ::1 when available).
+func startListener(t *testing.T, home, program string, env []string, args ...string) *testenv.Listener {
 	t.Helper()
-	argv := []string{"--listen", "127.0.0.1:0"}
-	if ln, err := net.Listen("tcp", "[::1]:0"); err == nil {
-		ln.Close()
-		argv = append(argv, "--listen", "[::1]:0")
-	} else {
-		t.Logf("no IPv6 loopback here: %v", err)
-	}
-	argv = append(argv, "-l", "server.example", "-u", strconv.Itoa(os.Getuid()), "-g", strconv.Itoa(os.Getgid()))
-	cmd := exec.Command(filepath.Join(home, "bin", program), append(argv, args...)...)
-	cmd.Env = append(append(os.Environ(), "QMAILHOME="+home), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(stderr)
-	l := &listener{}
-	for range strings.Count(strings.Join(argv, " "), "--listen") {
-		line, err := r.ReadString('\n')
-		addr, ok := strings.CutPrefix(strings.TrimSpace(line), program+": listening on ")
-		if err != nil || !ok {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("%s did not start: %v %q", program, err, line)
-		}
-		l.addrs = append(l.addrs, addr)
-	}
-	log := &strings.Builder{}
-	done := make(chan struct{})
-	go func() { io.Copy(log, r); close(done) }()
-	var once sync.Once
-	var waitErr error
-	stop := func(sig os.Signal) (string, error) {
-		once.Do(func() {
-			cmd.Process.Signal(sig)
-			waitErr = cmd.Wait()
-			<-done
-		})
-		return log.String(), waitErr
-	}
-	t.Cleanup(func() {
-		if out, _ := stop(os.Kill); t.Failed() {
-			t.Logf("%s log:\n%s", program, out)
-		}
-	})
-	l.stop = func() (string, error) { return stop(syscall.SIGTERM) }
-	return l
+	argv := append(testenv.LoopbackListen(t), "-l", "server.example", "-u", strconv.Itoa(os.Getuid()), "-g", strconv.Itoa(os.Getgid()))
+	return testenv.StartListener(t, filepath.Join(home, "bin", program), append(argv, args...),
+		append(append(os.Environ(), "QMAILHOME="+home), env...))
 }
 
 // makeRules compiles tcprules text into home/tcp.cdb with ucspi-tcp's
 // tcprules; compiling again replaces the rules of a running listener.
-func makeRules(t *testing.T, home, text string) string {
+func makeRules(t *testing.T, dir, text string) string {
 	t.Helper()
-	tcprules := testenv.Tool(t, "tcprules", "ucspi-tcp")
-	cdb := filepath.Join(home, "tcp.cdb")
-	cmd := exec.Command(tcprules, cdb, cdb+".tmp")
-	cmd.Stdin = strings.NewReader(text)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("tcprules: %v\n%s", err, out)
-	}
-	return cdb
+	return testenv.TCPRules(t, filepath.Join(dir, "tcp.cdb"), text)
 }
 
 // qmtpSend sends one QMTP message on a new connection to addr and
@@ -138,13 +77,13 @@ func TestQMTPListener(t *testing.T) {
 	rules := makeRules(t, home, "127.0.0.1:allow,RELAYCLIENT=\"\"\n:allow\n")
 	l := startListener(t, home, "qmail-qmtpd", nil, "-x", rules)
 
-	got := qmtpSend(t, l.addrs[0], "Subject: v4\n\nrelayed\n", "a@client.example", "far@elsewhere.example", "u@example.com")
+	got := qmtpSend(t, l.Addrs[0], "Subject: v4\n\nrelayed\n", "a@client.example", "far@elsewhere.example", "u@example.com")
 	if len(got) != 2 || !kok.MatchString(got[0]) || !kok.MatchString(got[1]) {
 		t.Errorf("relay client over IPv4: %q", got)
 	}
 	wantQueued := 1
-	if len(l.addrs) > 1 {
-		got := qmtpSend(t, l.addrs[1], "Subject: v6\n\nnot relayed\n", "b@client.example", "far@elsewhere.example", "u@example.com")
+	if len(l.Addrs) > 1 {
+		got := qmtpSend(t, l.Addrs[1], "Subject: v6\n\nnot relayed\n", "b@client.example", "far@elsewhere.example", "u@example.com")
 		if len(got) != 2 || got[0] != notRcpthost || !kok.MatchString(got[1]) {
 			t.Errorf("client without the rule over IPv6: %q", got)
 		}
@@ -172,7 +111,7 @@ func TestQMTPListener(t *testing.T) {
 	}
 
 	// A malformed session is logged, one line naming the client.
-	bad, err := net.Dial("tcp", l.addrs[0])
+	bad, err := net.Dial("tcp", l.Addrs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +123,7 @@ func TestQMTPListener(t *testing.T) {
 
 	// The rules are read per connection: denying 127.0.0.1 applies at once.
 	makeRules(t, home, "127.0.0.1:deny\n:allow\n")
-	conn, err := net.Dial("tcp", l.addrs[0])
+	conn, err := net.Dial("tcp", l.Addrs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +133,7 @@ func TestQMTPListener(t *testing.T) {
 	if len(b) != 0 {
 		t.Errorf("denied client got %q", b)
 	}
-	log, err := l.stop()
+	log, err := l.Stop()
 	if err != nil {
 		t.Errorf("exit after TERM: %v", err)
 	}
@@ -222,11 +161,11 @@ func TestQMTPListenerRuleQueue(t *testing.T) {
 	}
 	rules := makeRules(t, home, "127.0.0.1:allow,QMAILQUEUE=\"bin/env-queue\",DATABYTES=\"100\",MARK=\"from-rule\"\n:allow\n")
 	l := startListener(t, home, "qmail-qmtpd", nil, "-x", rules)
-	if got := qmtpSend(t, l.addrs[0], strings.Repeat("x", 200)+"\n", "a@c.example", "u@"+testenv.Me); len(got) != 1 ||
+	if got := qmtpSend(t, l.Addrs[0], strings.Repeat("x", 200)+"\n", "a@c.example", "u@"+testenv.Me); len(got) != 1 ||
 		got[0] != "Dsorry, that message size exceeds my databytes limit (#5.3.4)" {
 		t.Errorf("over the rule's DATABYTES: %q", got)
 	}
-	if got := qmtpSend(t, l.addrs[0], "small\n", "a@c.example", "u@"+testenv.Me); len(got) != 1 || !kok.MatchString(got[0]) {
+	if got := qmtpSend(t, l.Addrs[0], "small\n", "a@c.example", "u@"+testenv.Me); len(got) != 1 || !kok.MatchString(got[0]) {
 		t.Errorf("small message: %q", got)
 	}
 	env, err := os.ReadFile(envFile)
@@ -241,10 +180,10 @@ func TestQMTPListenerRuleQueue(t *testing.T) {
 	if msgs := readQueue(t, home); len(msgs) != 1 || !strings.HasSuffix(msgs[0].mess, "\nsmall\n") {
 		t.Errorf("queue: %+v", msgs)
 	}
-	if len(l.addrs) > 1 {
+	if len(l.Addrs) > 1 {
 		os.Remove(envFile)
 		// No rule for ::1: the listener's own queue, no size limit.
-		if got := qmtpSend(t, l.addrs[1], strings.Repeat("y", 200)+"\n", "b@c.example", "u@"+testenv.Me); len(got) != 1 || !kok.MatchString(got[0]) {
+		if got := qmtpSend(t, l.Addrs[1], strings.Repeat("y", 200)+"\n", "b@c.example", "u@"+testenv.Me); len(got) != 1 || !kok.MatchString(got[0]) {
 			t.Errorf("IPv6 client without the rule: %q", got)
 		}
 		if _, err := os.Stat(envFile); err == nil {
@@ -271,7 +210,7 @@ func TestQMQPListener(t *testing.T) {
 		return string(out), err
 	}
 	want := 0
-	for i, addr := range l.addrs {
+	for i, addr := range l.Addrs {
 		if out, err := inject(addr, "via "+addr); err != nil {
 			t.Fatalf("qmail-inject via %s: %v\n%s", addr, err, out)
 		}
@@ -297,12 +236,12 @@ func TestQMQPListener(t *testing.T) {
 	}
 
 	makeRules(t, server, "127.0.0.1:deny\n:allow\n")
-	out, err := inject(l.addrs[0], "denied")
+	out, err := inject(l.Addrs[0], "denied")
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
 		t.Errorf("qmail-inject through a denied qmail-qmqpc: %v\n%s", err, out)
 	}
-	log, err := l.stop()
+	log, err := l.Stop()
 	if err != nil {
 		t.Errorf("exit after TERM: %v", err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/goqmail/goqmail/dns"
 	"github.com/goqmail/goqmail/internal/testenv"
+	"github.com/goqmail/goqmail/internal/testsmtp"
 )
 
 // routedHome is a qmail home whose smtproutes send dest.example to
@@ -30,8 +31,8 @@ func routedHome(t *testing.T, route string) string {
 	return home
 }
 
-func literalRoute(p *peer) string {
-	return fmt.Sprintf("[%s]:%d", p.addr.IP, p.addr.Port)
+func literalRoute(p *testsmtp.Peer) string {
+	return fmt.Sprintf("[%s]:%d", p.Addr.IP, p.Addr.Port)
 }
 
 func wantReports(t *testing.T, got []string, want ...string) {
@@ -71,19 +72,19 @@ func dataOnWire(t *testing.T, wire string) string {
 
 func TestDeliverToGoSMTP(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, "127.0.0.1", nil)
+	p := testsmtp.Listen(t, "127.0.0.1", nil)
 	home := routedHome(t, literalRoute(p))
 	msg := "Subject: hi\n\nbody\n.dot line\n"
-	reports := runRemote(t, home, msg, "dest.example", "from@testhost.example", "to@dest.example")
+	reports := testsmtp.RunRemote(t, home, msg, "dest.example", "from@testhost.example", "to@dest.example")
 	wantReports(t, reports, "r", "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 OK: queued\n")
-	got := p.received()
+	got := p.Received()
 	if len(got) != 1 || got[0].From != "from@testhost.example" || strings.Join(got[0].Rcpts, ",") != "to@dest.example" {
 		t.Fatalf("peer got %+v", got)
 	}
 	if got[0].Data != "Subject: hi\r\n\r\nbody\r\n.dot line\r\n" {
 		t.Fatalf("data %q", got[0].Data)
 	}
-	wire := p.wire()
+	wire := p.Wire()
 	for _, want := range []string{"EHLO testhost.example\r\n", "MAIL FROM:<from@testhost.example> SIZE=28 BODY=8BITMIME\r\nRCPT TO:<to@dest.example>\r\nDATA\r\n", "QUIT\r\n"} {
 		if !strings.Contains(wire, want) {
 			t.Errorf("wire lacks %q (pipelined): %q", want, wire)
@@ -94,12 +95,12 @@ func TestDeliverToGoSMTP(t *testing.T) {
 
 func TestSmugglingSafe(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, "127.0.0.1", nil)
+	p := testsmtp.Listen(t, "127.0.0.1", nil)
 	home := routedHome(t, literalRoute(p))
 	msg := "Subject: x\n\na\n.\nMAIL FROM:<evil@x>\nb\r.\rRCPT TO:<victim@y>\r\n.\r\nDATA\rc\r\n.\n..\n.\r\n"
-	reports := runRemote(t, home, msg, "dest.example", "f@testhost.example", "t@dest.example")
+	reports := testsmtp.RunRemote(t, home, msg, "dest.example", "f@testhost.example", "t@dest.example")
 	wantReports(t, reports, "r", "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 OK: queued\n")
-	got := p.received()
+	got := p.Received()
 	if len(got) != 1 {
 		t.Fatalf("peer got %d messages: %+v", len(got), got)
 	}
@@ -107,7 +108,7 @@ func TestSmugglingSafe(t *testing.T) {
 	if got[0].Data != want {
 		t.Fatalf("data\n%q\nwant\n%q", got[0].Data, want)
 	}
-	wire := p.wire()
+	wire := p.Wire()
 	checkWire(t, dataOnWire(t, wire))
 	if n := strings.Count(wire, "MAIL FROM:"); n != 2 { // ours, and the one inside the body
 		t.Fatalf("MAIL FROM count %d", n)
@@ -116,65 +117,65 @@ func TestSmugglingSafe(t *testing.T) {
 
 func TestPartialFinalLine(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, "127.0.0.1", nil)
+	p := testsmtp.Listen(t, "127.0.0.1", nil)
 	home := routedHome(t, literalRoute(p))
-	reports := runRemote(t, home, "Subject: x\n\nno newline", "dest.example", "f@testhost.example", "t@dest.example")
+	reports := testsmtp.RunRemote(t, home, "Subject: x\n\nno newline", "dest.example", "f@testhost.example", "t@dest.example")
 	wantReports(t, reports, "r", "DSMTP cannot transfer messages with partial final lines. (#5.6.2)\n")
-	if got := p.received(); len(got) != 0 {
+	if got := p.Received(); len(got) != 0 {
 		t.Fatalf("peer accepted %+v", got)
 	}
 }
 
 func TestRecipientRejections(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, "127.0.0.1", func(p *peer) {
-		p.rejectRcpt["hard@dest.example"] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
-		p.rejectRcpt["soft@dest.example"] = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
+	p := testsmtp.Listen(t, "127.0.0.1", func(p *testsmtp.Peer) {
+		p.RejectRcpt["hard@dest.example"] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		p.RejectRcpt["soft@dest.example"] = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
 	})
 	home := routedHome(t, literalRoute(p))
-	reports := runRemote(t, home, "x\n", "dest.example", "f@testhost.example", "hard@dest.example", "soft@dest.example", "ok@dest.example")
+	reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "hard@dest.example", "soft@dest.example", "ok@dest.example")
 	wantReports(t, reports,
 		"h127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 no such user\n",
 		"s127.0.0.1 does not like recipient.\nRemote host said: 451 4.3.0 try later\n",
 		"r",
 		"K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 OK: queued\n")
-	if got := p.received(); len(got) != 1 || strings.Join(got[0].Rcpts, ",") != "ok@dest.example" {
+	if got := p.Received(); len(got) != 1 || strings.Join(got[0].Rcpts, ",") != "ok@dest.example" {
 		t.Fatalf("peer got %+v", got)
 	}
 
-	reports = runRemote(t, home, "x\n", "dest.example", "f@testhost.example", "hard@dest.example")
+	reports = testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "hard@dest.example")
 	wantReports(t, reports,
 		"h127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 no such user\n",
 		"DGiving up on 127.0.0.1.\n")
-	if got := p.received(); len(got) != 1 {
+	if got := p.Received(); len(got) != 1 {
 		t.Fatalf("a message without recipients was accepted: %+v", got)
 	}
 }
 
 func TestSenderRejected(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, "127.0.0.1", func(p *peer) {
-		p.rejectMail = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "go away"}
+	p := testsmtp.Listen(t, "127.0.0.1", func(p *testsmtp.Peer) {
+		p.RejectMail = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "go away"}
 	})
 	home := routedHome(t, literalRoute(p))
-	reports := runRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
+	reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
 	wantReports(t, reports, "DConnected to 127.0.0.1 but sender was rejected.\nRemote host said: 553 5.7.1 go away\n")
 }
 
 func TestDropAfterDot(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, "127.0.0.1", func(p *peer) { p.dropAfterDot = true })
+	p := testsmtp.Listen(t, "127.0.0.1", func(p *testsmtp.Peer) { p.DropAfterDot = true })
 	home := routedHome(t, literalRoute(p))
-	reports := runRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
+	reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
 	wantReports(t, reports, "r", "ZConnected to 127.0.0.1 but connection died. Possible duplicate! (#4.4.2)\n")
 }
 
 func TestSlowPeer(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, "127.0.0.1", func(p *peer) { p.slowMail = 4 * time.Second })
+	p := testsmtp.Listen(t, "127.0.0.1", func(p *testsmtp.Peer) { p.SlowMail = 4 * time.Second })
 	home := routedHome(t, literalRoute(p))
 	testenv.WriteControl(t, home, "timeoutremote", "1\n")
-	reports := runRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
+	reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
 	wantReports(t, reports, "ZConnected to 127.0.0.1 but connection died. (#4.4.2)\n")
 }
 
@@ -187,31 +188,31 @@ func TestNoConnection(t *testing.T) {
 	addr := ln.Addr().(*net.TCPAddr)
 	ln.Close() // nothing listens there now
 	home := routedHome(t, fmt.Sprintf("[127.0.0.1]:%d", addr.Port))
-	reports := runRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
+	reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
 	wantReports(t, reports, "ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n")
 }
 
 func TestUsage(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t)
-	wantReports(t, runRemote(t, home, "x\n", "dest.example", "f@x"), "DI (qmail-remote) was invoked improperly. (#5.3.5)\n")
+	wantReports(t, testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@x"), "DI (qmail-remote) was invoked improperly. (#5.3.5)\n")
 }
 
 func TestAddressWithLineBreak(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, "127.0.0.1", nil)
+	p := testsmtp.Listen(t, "127.0.0.1", nil)
 	home := routedHome(t, literalRoute(p))
-	reports := runRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t\r\nRCPT TO:<x@y>@dest.example")
+	reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t\r\nRCPT TO:<x@y>@dest.example")
 	wantReports(t, reports, "DSMTP cannot transfer addresses containing CR or LF. (#5.1.3)\n")
 }
 
 func TestQuotedAddresses(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, "127.0.0.1", nil)
+	p := testsmtp.Listen(t, "127.0.0.1", nil)
 	home := routedHome(t, literalRoute(p))
-	reports := runRemote(t, home, "x\n", "dest.example", "", "a b@dest.example")
+	reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "", "a b@dest.example")
 	wantReports(t, reports, "r", "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 OK: queued\n")
-	if wire := p.wire(); !strings.Contains(wire, "MAIL FROM:<> ") || !strings.Contains(wire, "RCPT TO:<\"a b\"@dest.example>\r\n") {
+	if wire := p.Wire(); !strings.Contains(wire, "MAIL FROM:<> ") || !strings.Contains(wire, "RCPT TO:<\"a b\"@dest.example>\r\n") {
 		t.Fatalf("wire %q", wire)
 	}
 }
@@ -236,26 +237,26 @@ func TestAuth(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := newPeer(t, "127.0.0.1", func(p *peer) {
-				p.mechanisms = tc.mechanisms
-				p.users["joe+x=y@example.org"] = "secret"
+			p := testsmtp.Listen(t, "127.0.0.1", func(p *testsmtp.Peer) {
+				p.Mechanisms = tc.mechanisms
+				p.Users["joe+x=y@example.org"] = "secret"
 			})
 			home := routedHome(t, literalRoute(p)+"|joe+x=y@example.org|"+tc.password)
-			reports := runRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
+			reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
 			if strings.HasPrefix(tc.report, "K") {
 				wantReports(t, reports, "r", tc.report)
-				got := p.received()
+				got := p.Received()
 				if len(got) != 1 || got[0].Auth != "joe+x=y@example.org" || got[0].AuthParam != "joe+x=y@example.org" {
 					t.Fatalf("peer got %+v", got)
 				}
-				if !strings.Contains(p.wire(), "MAIL FROM:<f@testhost.example> AUTH=joe+2Bx+3Dy@example.org ") {
-					t.Fatalf("no AUTH= on MAIL FROM: %q", p.wire())
+				if !strings.Contains(p.Wire(), "MAIL FROM:<f@testhost.example> AUTH=joe+2Bx+3Dy@example.org ") {
+					t.Fatalf("no AUTH= on MAIL FROM: %q", p.Wire())
 				}
 			} else {
 				wantReports(t, reports, tc.report)
 			}
-			if !strings.Contains(p.wire(), tc.wantMech) {
-				t.Fatalf("wire lacks %q: %q", tc.wantMech, p.wire())
+			if !strings.Contains(p.Wire(), tc.wantMech) {
+				t.Fatalf("wire lacks %q: %q", tc.wantMech, p.Wire())
 			}
 		})
 	}
@@ -263,32 +264,32 @@ func TestAuth(t *testing.T) {
 
 func TestAuthsenders(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, "127.0.0.1", func(p *peer) {
-		p.mechanisms = []string{"PLAIN"}
-		p.users["boss"] = "pw"
+	p := testsmtp.Listen(t, "127.0.0.1", func(p *testsmtp.Peer) {
+		p.Mechanisms = []string{"PLAIN"}
+		p.Users["boss"] = "pw"
 	})
 	home := testenv.NewHome(t)
 	// authsenders wins over smtproutes, which points nowhere useful.
 	testenv.WriteControl(t, home, "smtproutes", "dest.example:[127.0.0.1]:1\n")
 	testenv.WriteControl(t, home, "authsenders", "@testhost.example:"+literalRoute(p)+"|boss|pw\n")
-	reports := runRemote(t, home, "x\n", "dest.example", "me@testhost.example", "t@dest.example")
+	reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "me@testhost.example", "t@dest.example")
 	wantReports(t, reports, "r", "K127.0.0.1 accepted message.\n*")
-	if got := p.received(); len(got) != 1 || got[0].Auth != "boss" {
+	if got := p.Received(); len(got) != 1 || got[0].Auth != "boss" {
 		t.Fatalf("peer got %+v", got)
 	}
 	// "boss" is no mailbox: RFC 4954 has it announced as <>.
-	if !strings.Contains(p.wire(), "MAIL FROM:<me@testhost.example> AUTH=<> ") {
-		t.Fatalf("wire %q", p.wire())
+	if !strings.Contains(p.Wire(), "MAIL FROM:<me@testhost.example> AUTH=<> ") {
+		t.Fatalf("wire %q", p.Wire())
 	}
 }
 
 // tlsSetup is a DNS server naming the peer mx.test.example and a home
 // routing dest.example there, so that tlshosts/mx.test.example.pem
 // applies.
-func tlsSetup(t *testing.T, p *peer) string {
+func tlsSetup(t *testing.T, p *testsmtp.Peer) string {
 	t.Helper()
 	server := startDNS(t, newZone(t, "mx.test.example. 300 IN A 127.0.0.1"))
-	home := routedHome(t, fmt.Sprintf("mx.test.example:%d", p.addr.Port))
+	home := routedHome(t, fmt.Sprintf("mx.test.example:%d", p.Addr.Port))
 	testenv.WriteControl(t, home, "dnsservers", server+"\n")
 	return home
 }
@@ -327,9 +328,9 @@ func TestSTARTTLS(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := newPeer(t, "127.0.0.1", func(p *peer) {
+			p := testsmtp.Listen(t, "127.0.0.1", func(p *testsmtp.Peer) {
 				if tc.cert != nil {
-					p.tlsConfig = serverTLS(*tc.cert)
+					p.TLSConfig = serverTLS(*tc.cert)
 				}
 			})
 			home := tlsSetup(t, p)
@@ -341,16 +342,16 @@ func TestSTARTTLS(t *testing.T) {
 				os.MkdirAll(filepath.Join(home, "control", "notlshosts"), 0o755)
 				testenv.WriteControl(t, home, "notlshosts/mx.test.example", "")
 			}
-			reports := runRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
+			reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
 			if strings.HasPrefix(tc.report, "K") {
 				wantReports(t, reports, "r", tc.report)
-				got := p.received()
+				got := p.Received()
 				if len(got) != 1 || got[0].TLS != tc.wantTLS {
 					t.Fatalf("peer got %+v, want TLS %v", got, tc.wantTLS)
 				}
 			} else {
 				wantReports(t, reports, tc.report)
-				if got := p.received(); len(got) != 0 {
+				if got := p.Received(); len(got) != 0 {
 					t.Fatalf("message sent without the required TLS: %+v", got)
 				}
 			}
@@ -367,7 +368,7 @@ func TestClientCertificate(t *testing.T) {
 	pool.AddCert(ca.cert)
 	var mu sync.Mutex
 	var seen []string
-	p := newPeer(t, "127.0.0.1", func(p *peer) {
+	p := testsmtp.Listen(t, "127.0.0.1", func(p *testsmtp.Peer) {
 		cfg := serverTLS(serverCert)
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		cfg.ClientCAs = pool
@@ -379,11 +380,11 @@ func TestClientCertificate(t *testing.T) {
 			}
 			return nil
 		}
-		p.tlsConfig = cfg
+		p.TLSConfig = cfg
 	})
 	home := tlsSetup(t, p)
 	testenv.WriteControl(t, home, "clientcert.pem", string(clientPEM))
-	reports := runRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
+	reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
 	wantReports(t, reports, "r", "K127.0.0.1 accepted message.\n*")
 	mu.Lock()
 	defer mu.Unlock()
@@ -399,17 +400,11 @@ func TestImplicitTLS465(t *testing.T) {
 	// server speaking TLS from the first byte.
 	ca := newCA(t)
 	cert, _ := ca.issue(t, "mx.test.example", []string{"mx.test.example"}, false)
-	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		return &peerSession{p: &peer{rejectRcpt: map[string]*smtp.SMTPError{}}, conn: c}, nil
-	}))
-	s.Domain = "peer.test.example"
-	s.ErrorLog = log{}
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverTLS(cert))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
+	testsmtp.Start(t, ln, nil)
 	home := testenv.NewHome(t)
 	d := &Delivery{
 		Home: home, Host: "dest.example", Sender: "f@testhost.example", Recipients: []string{"t@dest.example"},
@@ -441,12 +436,12 @@ func TestIPv6Relay(t *testing.T) {
 		t.Skipf("no IPv6 loopback here: %v", err)
 	}
 	ln.Close()
-	p := newPeer(t, "::1", nil)
-	home := routedHome(t, fmt.Sprintf("[::1]:%d", p.addr.Port))
-	reports := runRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
+	p := testsmtp.Listen(t, "::1", nil)
+	home := routedHome(t, fmt.Sprintf("[::1]:%d", p.Addr.Port))
+	reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
 	wantReports(t, reports, "r", "K::1 accepted message.\nRemote host said: 250 2.0.0 OK: queued\n")
 	testenv.WriteControl(t, home, "ipv6", "0\n")
-	reports = runRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
+	reports = testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
 	wantReports(t, reports, "DSorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n")
 }
 
@@ -472,7 +467,7 @@ func TestDNSOutcomes(t *testing.T) {
 		{"self.example", "DSorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n"},
 	}
 	for _, tc := range tests {
-		reports := runRemote(t, home, "x\n", tc.host, "f@testhost.example", "t@"+tc.host)
+		reports := testsmtp.RunRemote(t, home, "x\n", tc.host, "f@testhost.example", "t@"+tc.host)
 		wantReports(t, reports, tc.report)
 	}
 }
@@ -484,7 +479,7 @@ func TestDNSOutcomes(t *testing.T) {
 // Delivery.Port set.
 func TestMXOrder(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, "127.0.0.3", nil)
+	p := testsmtp.Listen(t, "127.0.0.3", nil)
 	z := newZone(t,
 		"order.example. 300 IN MX 20 mx2.order.example.",
 		"order.example. 300 IN MX 10 mx1.order.example.",
@@ -503,7 +498,7 @@ func TestMXOrder(t *testing.T) {
 	resolver := dns.New(dns.Config{Servers: []string{server}, Timeout: 5 * time.Second, Attempts: 2}, dns.Options{DisableIPv6: true})
 	d := &Delivery{
 		Home: home, Host: "order.example", Sender: "f@testhost.example", Recipients: []string{"t@order.example"},
-		Message: strings.NewReader("x\n"), Size: 2, Resolver: resolver, Port: p.addr.Port,
+		Message: strings.NewReader("x\n"), Size: 2, Resolver: resolver, Port: p.Addr.Port,
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			mu.Lock()
 			tried = append(tried, addr)
@@ -518,11 +513,11 @@ func TestMXOrder(t *testing.T) {
 	if got := out.String(); !strings.HasPrefix(got, "r\x00K127.0.0.3 accepted message.\n") {
 		t.Fatalf("reports %q", got)
 	}
-	port := fmt.Sprint(p.addr.Port)
+	port := fmt.Sprint(p.Addr.Port)
 	if want := []string{"127.0.0.2:" + port, "127.0.0.3:" + port}; strings.Join(tried, " ") != strings.Join(want, " ") {
 		t.Fatalf("tried %q, want %q", tried, want)
 	}
-	if len(p.received()) != 1 {
+	if len(p.Received()) != 1 {
 		t.Fatal("not delivered")
 	}
 }
@@ -600,7 +595,7 @@ func TestSMTPSink(t *testing.T) {
 	port, dir := startSink(t)
 	home := routedHome(t, fmt.Sprintf("[127.0.0.1]:%d", port))
 	msg := "Subject: sink\n\n.\nline\r.\rend\n"
-	reports := runRemote(t, home, msg, "dest.example", "f@testhost.example", "t@dest.example")
+	reports := testsmtp.RunRemote(t, home, msg, "dest.example", "f@testhost.example", "t@dest.example")
 	wantReports(t, reports, "r", "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 Ok\n")
 	dumps := sinkDumps(t, dir, 1)
 	if len(dumps) != 1 || !strings.Contains(dumps[0], "Subject: sink\n\n.\nline\n.\nend\n") || !strings.Contains(dumps[0], "X-Client-Proto: ESMTP") {
@@ -632,7 +627,7 @@ func TestSMTPSinkFailures(t *testing.T) {
 			t.Parallel()
 			port, dir := startSink(t, tc.args...)
 			home := routedHome(t, fmt.Sprintf("[127.0.0.1]:%d", port))
-			reports := runRemote(t, home, "Subject: x\n\nbody\n", "dest.example", "f@testhost.example", "t@dest.example")
+			reports := testsmtp.RunRemote(t, home, "Subject: x\n\nbody\n", "dest.example", "f@testhost.example", "t@dest.example")
 			wantReports(t, reports, tc.reports...)
 			if tc.proto != "" {
 				dumps := sinkDumps(t, dir, 1)
@@ -690,19 +685,19 @@ func TestSTARTTLSHandshakeFailure(t *testing.T) {
 	t.Parallel()
 	ca := newCA(t)
 	cert, _ := ca.issue(t, "mx.test.example", []string{"mx.test.example"}, false)
-	p := newPeer(t, "127.0.0.1", func(p *peer) {
+	p := testsmtp.Listen(t, "127.0.0.1", func(p *testsmtp.Peer) {
 		cfg := serverTLS(cert)
 		cfg.MinVersion = tls.VersionTLS10
 		cfg.MaxVersion = tls.VersionTLS11 // below our TLS 1.2 floor
-		p.tlsConfig = cfg
+		p.TLSConfig = cfg
 	})
 	home := tlsSetup(t, p)
-	reports := runRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
+	reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
 	wantReports(t, reports, "ZTLS connect failed: *")
 	if r := reports[0]; !strings.HasSuffix(r, "; connected to 127.0.0.1.\n") {
 		t.Fatalf("report %q", r)
 	}
-	if got := p.received(); len(got) != 0 {
+	if got := p.Received(); len(got) != 0 {
 		t.Fatalf("peer got %+v", got)
 	}
 }

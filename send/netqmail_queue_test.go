@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/goqmail/goqmail/internal/testenv"
+	"github.com/goqmail/goqmail/internal/testsend"
 	"github.com/goqmail/goqmail/queue"
 )
 
@@ -54,7 +55,7 @@ func queuePath(home, dir string, id uint64) string {
 func TestNetqmailQueue(t *testing.T) {
 	t.Parallel()
 	home := newHome(t)
-	bob := maildir(t, home, "bob", "bob")
+	bob := testsend.AliasMaildir(t, home, "bob", "bob")
 
 	// State S4: mess + intd + todo, as qmail-queue leaves it.
 	id1 := netqmailMessage(t, home, "Subject: one\n\n1\n")
@@ -90,13 +91,13 @@ func TestNetqmailQueue(t *testing.T) {
 	paragraph := "<lost@testhost.example>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
 	writeFile(t, queuePath(home, "bounce", id4), paragraph, 0o600)
 
-	attr := credentials(t, home)
+	attr := testsend.RunAs(t, home)
 	m := start(t, home, attr)
-	m.waitCount(`^end msg \d+$`, 5) // four messages and the bounce
-	m.stop()
-	queueEmpty(t, home)
+	m.WaitLines(`^end msg \d+$`, 5) // four messages and the bounce
+	m.Stop()
+	testsend.QueueEmpty(t, home)
 
-	lines := strings.Join(m.lines(), "\n")
+	lines := strings.Join(m.Lines(), "\n")
 	s1, s3, s4 := strconv.FormatUint(id1, 10), strconv.FormatUint(id3, 10), strconv.FormatUint(id4, 10)
 	for _, re := range []string{
 		`(?m)^info msg ` + s1 + `: bytes \d+ from <alice@example.org> qp 4242 uid 1000$`,
@@ -113,10 +114,10 @@ func TestNetqmailQueue(t *testing.T) {
 		must(t, !strings.Contains(lines, done), "a D record was delivered again:\n%s", lines)
 	}
 
-	got := files(t, bob)
+	got := testsend.MaildirMessages(t, bob)
 	must(t, len(got) == 3, "bob got %d messages, want 3", len(got))
 	var remote []string
-	for _, f := range remoteOut(t, home) {
+	for _, f := range testsend.RemoteOut(t, home) {
 		// host, sender (empty for the bounce), recipient, message
 		remote = append(remote, strings.SplitN(f, "\n", 4)[2])
 	}
@@ -125,7 +126,7 @@ func TestNetqmailQueue(t *testing.T) {
 		must(t, strings.Contains(strings.Join(remote, " "), want), "no remote delivery to %s: %q", want, remote)
 	}
 	var bounce string
-	for _, f := range remoteOut(t, home) {
+	for _, f := range testsend.RemoteOut(t, home) {
 		if strings.Contains(f, "Subject: failure notice\n") {
 			bounce = f
 		}
@@ -142,16 +143,16 @@ func TestLongRewrittenRecipient(t *testing.T) {
 	t.Parallel()
 	home := newHome(t)
 	testenv.WriteControl(t, home, "envnoathost", "mailhost.example.org\n")
-	attr := credentials(t, home)
+	attr := testsend.RunAs(t, home)
 	m := start(t, home, attr)
 	box := strings.Repeat("x", queue.MaxAddr-1)
 	enqueue(t, home, attr, "Subject: long\n\nbody\n", "alice@example.org", box)
-	m.waitFor(`^end msg \d+$`)
-	m.stop()
-	queueEmpty(t, home)
-	lines := strings.Join(m.lines(), "\n")
+	m.WaitLines(`^end msg \d+$`, 1)
+	m.Stop()
+	testsend.QueueEmpty(t, home)
+	lines := strings.Join(m.Lines(), "\n")
 	must(t, strings.Contains(lines, "to remote "+box+"@mailhost.example.org\n"), "no delivery to the rewritten address:\n%s", lines)
-	out := remoteOut(t, home)
+	out := testsend.RemoteOut(t, home)
 	must(t, len(out) == 1 && strings.Contains(out[0], "\n"+box+"@mailhost.example.org\n"),
 		"qmail-remote did not get the rewritten address: %d deliveries", len(out))
 }
@@ -171,13 +172,13 @@ func TestExitDuringPass(t *testing.T) {
 		"while [ ! -e \"$QMAILHOME/release-$3\" ]; do sleep 0.1; done\n" +
 		"printf 'r\\0K1.2.3.4 accepted message./Remote host said: 250 ok\\n\\0'\n"
 	writeFile(t, filepath.Join(home, "bin", "fake-remote"), script, 0o755)
-	attr := credentials(t, home)
+	attr := testsend.RunAs(t, home)
 	m := start(t, home, attr)
 	recips := []string{"a@remote.example", "b@remote.example", "c@remote.example", "d@remote.example", "e@remote.example"}
 	enqueue(t, home, attr, "Subject: list\n\nbody\n", "alice@example.org", recips...)
-	first := m.waitFor(`^starting delivery 1: msg \d+ to remote a@remote.example$`)[0]
+	first := m.WaitLines(`^starting delivery 1: msg \d+ to remote a@remote.example$`, 1)[0]
 	id, _ := strconv.ParseUint(strings.Fields(first)[4], 10, 64)
-	m.signal(syscall.SIGTERM)
+	m.Signal(syscall.SIGTERM)
 	// Release deliveries one at a time until one finishes after the
 	// signal was seen (normally the first).
 	done := 0
@@ -185,14 +186,14 @@ func TestExitDuringPass(t *testing.T) {
 		writeFile(t, filepath.Join(home, "release-"+recips[done]), "", 0o644)
 		done++
 		// The first "remote 0/1" status is the one at startup.
-		st := m.waitCount(`^status: local 0/10 remote 0/1( exitasap)?$`, done+1)
+		st := m.WaitLines(`^status: local 0/10 remote 0/1( exitasap)?$`, done+1)
 		if strings.HasSuffix(st[done], " exitasap") {
 			break
 		}
-		m.waitFor(`^starting delivery ` + strconv.Itoa(done+1) + `: `)
+		m.WaitLines(`^starting delivery `+strconv.Itoa(done+1)+`: `, 1)
 	}
-	m.waitFor(`^status: exiting$`)
-	if err := m.cmd.Wait(); err != nil {
+	m.WaitLines(`^status: exiting$`, 1)
+	if err := m.Cmd.Wait(); err != nil {
 		t.Fatalf("qmail-send: %v", err)
 	}
 	must(t, done < len(recips)-1, "qmail-send never saw SIGTERM")
@@ -222,7 +223,7 @@ func TestExitDuringPass(t *testing.T) {
 		writeFile(t, filepath.Join(home, "release-"+r), "", 0o644)
 	}
 	m = start(t, home, attr)
-	m.waitFor(`^end msg \d+$`)
-	m.stop()
-	queueEmpty(t, home)
+	m.WaitLines(`^end msg \d+$`, 1)
+	m.Stop()
+	testsend.QueueEmpty(t, home)
 }

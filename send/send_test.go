@@ -12,21 +12,22 @@ import (
 	"time"
 
 	"github.com/goqmail/goqmail/internal/testenv"
+	"github.com/goqmail/goqmail/internal/testsend"
 )
 
 func TestLocalDelivery(t *testing.T) {
 	t.Parallel()
 	home := newHome(t)
-	bob := maildir(t, home, "bob", "bob")
-	virt := maildir(t, home, "vbox-default", "vbox")
+	bob := testsend.AliasMaildir(t, home, "bob", "bob")
+	virt := testsend.AliasMaildir(t, home, "vbox-default", "vbox")
 	testenv.WriteControl(t, home, "virtualdomains", "virt.example:vbox\n")
-	attr := credentials(t, home)
+	attr := testsend.RunAs(t, home)
 	m := start(t, home, attr)
-	m.waitFor(`^status: local 0/10 remote 0/20$`)
+	m.WaitLines(`^status: local 0/10 remote 0/20$`, 1)
 
 	msg := "Subject: hello\n\nbody\n"
 	enqueue(t, home, attr, msg, "alice@example.org", "bob")
-	end := m.waitFor(`^end msg \d+$`)[0]
+	end := m.WaitLines(`^end msg \d+$`, 1)[0]
 	id := strings.TrimPrefix(end, "end msg ")
 	want := []string{
 		`^new msg ` + id + `$`,
@@ -37,7 +38,7 @@ func TestLocalDelivery(t *testing.T) {
 		`^status: local 0/10 remote 0/20$`,
 		`^end msg ` + id + `$`,
 	}
-	lines := m.lines()
+	lines := m.Lines()
 	i := 0
 	for _, l := range lines {
 		if i < len(want) && regexp.MustCompile(want[i]).MatchString(l) {
@@ -46,7 +47,7 @@ func TestLocalDelivery(t *testing.T) {
 	}
 	must(t, i == len(want), "log lacks %q in order:\n%s", want[min(i, len(want)-1)], strings.Join(lines, "\n"))
 
-	got := files(t, bob)
+	got := testsend.MaildirMessages(t, bob)
 	must(t, len(got) == 1, "bob's maildir has %d messages", len(got))
 	must(t, strings.HasPrefix(got[0], "Return-Path: <alice@example.org>\nDelivered-To: bob@testhost.example\nReceived: "),
 		"delivered message: %q", got[0])
@@ -54,28 +55,28 @@ func TestLocalDelivery(t *testing.T) {
 
 	// A virtual domain: the prepend makes a local address.
 	enqueue(t, home, attr, msg, "alice@example.org", "Carol@Virt.Example")
-	m.waitFor(`^starting delivery 2: msg \d+ to local vbox-Carol@Virt.Example$`)
-	m.waitCount(`^end msg \d+$`, 2)
-	must(t, len(files(t, virt)) == 1, "vbox maildir is empty")
-	m.stop()
-	queueEmpty(t, home)
+	m.WaitLines(`^starting delivery 2: msg \d+ to local vbox-Carol@Virt.Example$`, 1)
+	m.WaitLines(`^end msg \d+$`, 2)
+	must(t, len(testsend.MaildirMessages(t, virt)) == 1, "vbox maildir is empty")
+	m.Stop()
+	testsend.QueueEmpty(t, home)
 }
 
 func TestUnknownUserBounces(t *testing.T) {
 	t.Parallel()
 	home := newHome(t)
-	attr := credentials(t, home)
+	attr := testsend.RunAs(t, home)
 	m := start(t, home, attr)
 	enqueue(t, home, attr, "Subject: lost\n\nhello\n", "alice@example.org", "nosuch@testhost.example")
-	m.waitFor(`^delivery 1: failure: Sorry,_no_mailbox_here_by_that_name._\(#5.1.1\)/$`)
-	m.waitFor(`^bounce msg \d+ qp \d+$`)
-	m.waitFor(`^starting delivery 2: msg \d+ to remote alice@example.org$`)
-	m.waitFor(`^delivery 2: success: 1.2.3.4_accepted_message./Remote_host_said:_250_ok/$`)
-	m.waitCount(`^end msg \d+$`, 2)
-	m.stop()
-	queueEmpty(t, home)
+	m.WaitLines(`^delivery 1: failure: Sorry,_no_mailbox_here_by_that_name._\(#5.1.1\)/$`, 1)
+	m.WaitLines(`^bounce msg \d+ qp \d+$`, 1)
+	m.WaitLines(`^starting delivery 2: msg \d+ to remote alice@example.org$`, 1)
+	m.WaitLines(`^delivery 2: success: 1.2.3.4_accepted_message./Remote_host_said:_250_ok/$`, 1)
+	m.WaitLines(`^end msg \d+$`, 2)
+	m.Stop()
+	testsend.QueueEmpty(t, home)
 
-	out := remoteOut(t, home)
+	out := testsend.RemoteOut(t, home)
 	must(t, len(out) == 1, "%d remote deliveries", len(out))
 	head, body, _ := strings.Cut(out[0], "\nReceived: ")
 	must(t, head == "example.org\n\nalice@example.org", "qmail-remote arguments %q", head)
@@ -102,17 +103,17 @@ func TestUnknownUserBounces(t *testing.T) {
 func TestDoubleAndTripleBounce(t *testing.T) {
 	t.Parallel()
 	home := newHome(t)
-	pm := maildir(t, home, "postmaster", "pm")
+	pm := testsend.AliasMaildir(t, home, "postmaster", "pm")
 	testenv.WriteControl(t, home, "bouncefrom", "bouncer\n")
 	testenv.WriteControl(t, home, "bouncehost", "bounces.example\n")
-	attr := credentials(t, home)
+	attr := testsend.RunAs(t, home)
 	m := start(t, home, attr)
 	enqueue(t, home, attr, "Subject: orphan\n\nhi\n", "", "nosuch@testhost.example")
-	m.waitFor(`^bounce msg \d+ qp \d+$`)
-	m.waitFor(`^starting delivery 2: msg \d+ to local postmaster@testhost.example$`)
-	m.waitCount(`^end msg \d+$`, 2)
+	m.WaitLines(`^bounce msg \d+ qp \d+$`, 1)
+	m.WaitLines(`^starting delivery 2: msg \d+ to local postmaster@testhost.example$`, 1)
+	m.WaitLines(`^end msg \d+$`, 2)
 
-	got := files(t, pm)
+	got := testsend.MaildirMessages(t, pm)
 	must(t, len(got) == 1, "postmaster got %d messages", len(got))
 	for _, want := range []string{
 		"Return-Path: <#@[]>\n",
@@ -127,25 +128,25 @@ func TestDoubleAndTripleBounce(t *testing.T) {
 
 	// A failure of a double bounce is discarded.
 	enqueue(t, home, attr, "Subject: triple\n\nhi\n", "#@[]", "nosuch@testhost.example")
-	m.waitFor(`^triple bounce: discarding bounce/\d+$`)
-	m.waitCount(`^end msg \d+$`, 3)
-	m.stop()
-	queueEmpty(t, home)
+	m.WaitLines(`^triple bounce: discarding bounce/\d+$`, 1)
+	m.WaitLines(`^end msg \d+$`, 3)
+	m.Stop()
+	testsend.QueueEmpty(t, home)
 }
 
 func TestLoopBounces(t *testing.T) {
 	t.Parallel()
 	home := newHome(t)
-	maildir(t, home, "bob", "bob")
-	attr := credentials(t, home)
+	testsend.AliasMaildir(t, home, "bob", "bob")
+	attr := testsend.RunAs(t, home)
 	m := start(t, home, attr)
 	msg := strings.Repeat("Delivered-To: bob@testhost.example\n", 100) + "Subject: loop\n\nround and round\n"
 	enqueue(t, home, attr, msg, "alice@example.org", "bob@testhost.example")
-	m.waitFor(`^delivery 1: failure: This_message_is_looping:_it_already_has_my_Delivered-To_line._\(#5.4.6\)/$`)
-	m.waitFor(`^bounce msg \d+ qp \d+$`)
-	m.waitCount(`^end msg \d+$`, 2)
-	m.stop()
-	out := remoteOut(t, home)
+	m.WaitLines(`^delivery 1: failure: This_message_is_looping:_it_already_has_my_Delivered-To_line._\(#5.4.6\)/$`, 1)
+	m.WaitLines(`^bounce msg \d+ qp \d+$`, 1)
+	m.WaitLines(`^end msg \d+$`, 2)
+	m.Stop()
+	out := testsend.RemoteOut(t, home)
 	must(t, len(out) == 1 && strings.Contains(out[0], "<bob@testhost.example>:\nThis message is looping"), "bounce: %q", out)
 }
 
@@ -153,18 +154,18 @@ func TestRetryAndExpiry(t *testing.T) {
 	t.Parallel()
 	home := newHome(t)
 	writeFile(t, filepath.Join(home, "alias", ".qmail-flaky"), "|echo not now; exit 111\n", 0o600)
-	maildir(t, home, "bob", "bob")
-	attr := credentials(t, home)
+	testsend.AliasMaildir(t, home, "bob", "bob")
+	attr := testsend.RunAs(t, home)
 	m := start(t, home, attr)
 	enqueue(t, home, attr, "Subject: retry\n\nagain\n", "alice@example.org", "bob@testhost.example", "flaky@testhost.example")
-	m.waitFor(`^delivery 1: success: did_1\+0\+0/$`)
-	m.waitFor(`^delivery 2: deferral: not_now/$`)
+	m.WaitLines(`^delivery 1: success: did_1\+0\+0/$`, 1)
+	m.WaitLines(`^delivery 2: deferral: not_now/$`, 1)
 	// ALRM: the retry happens now instead of in 100 seconds.
-	m.signal(syscall.SIGALRM)
-	m.waitFor(`^starting delivery 3: msg \d+ to local flaky@testhost.example$`)
-	m.waitFor(`^delivery 3: deferral: not_now/$`)
-	m.stop()
-	must(t, len(m.waitFor(`^starting delivery \d+: msg \d+ to local bob@`)) == 1, "bob's delivery was repeated")
+	m.Signal(syscall.SIGALRM)
+	m.WaitLines(`^starting delivery 3: msg \d+ to local flaky@testhost.example$`, 1)
+	m.WaitLines(`^delivery 3: deferral: not_now/$`, 1)
+	m.Stop()
+	must(t, len(m.WaitLines(`^starting delivery \d+: msg \d+ to local bob@`, 1)) == 1, "bob's delivery was repeated")
 
 	// After TERM the channel file carries the next retry time.
 	locals, _ := filepath.Glob(filepath.Join(home, "queue", "local", "*", "*"))
@@ -195,15 +196,15 @@ func TestRetryAndExpiry(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	m = start(t, home, attr)
-	m.waitFor(`^status: local 0/10 remote 0/20$`)
-	m.signal(syscall.SIGALRM)
-	m.waitFor(`^starting delivery 1: msg \d+ to local flaky@testhost.example$`)
-	m.waitFor(`^delivery 1: failure: not_now/I'm_not_going_to_try_again;_this_message_has_been_in_the_queue_too_long./$`)
-	m.waitFor(`^bounce msg \d+ qp \d+$`)
-	m.waitCount(`^end msg \d+$`, 2)
-	m.stop()
-	queueEmpty(t, home)
-	out := remoteOut(t, home)
+	m.WaitLines(`^status: local 0/10 remote 0/20$`, 1)
+	m.Signal(syscall.SIGALRM)
+	m.WaitLines(`^starting delivery 1: msg \d+ to local flaky@testhost.example$`, 1)
+	m.WaitLines(`^delivery 1: failure: not_now/I'm_not_going_to_try_again;_this_message_has_been_in_the_queue_too_long./$`, 1)
+	m.WaitLines(`^bounce msg \d+ qp \d+$`, 1)
+	m.WaitLines(`^end msg \d+$`, 2)
+	m.Stop()
+	testsend.QueueEmpty(t, home)
+	out := testsend.RemoteOut(t, home)
 	must(t, len(out) == 1 && strings.Contains(out[0],
 		"<flaky@testhost.example>:\nnot now\nI'm not going to try again; this message has been in the queue too long.\n\n--- Below"),
 		"bounce: %q", out)
@@ -212,23 +213,23 @@ func TestRetryAndExpiry(t *testing.T) {
 func TestSecondSendRefuses(t *testing.T) {
 	t.Parallel()
 	home := newHome(t)
-	attr := credentials(t, home)
+	attr := testsend.RunAs(t, home)
 	m := start(t, home, attr)
-	m.waitFor(`^status: local 0/10 remote 0/20$`)
+	m.WaitLines(`^status: local 0/10 remote 0/20$`, 1)
 	second := start(t, home, attr)
-	second.waitFor(`^alert: cannot start: qmail-send is already running$`)
-	err := second.cmd.Wait()
+	second.WaitLines(`^alert: cannot start: qmail-send is already running$`, 1)
+	err := second.Cmd.Wait()
 	ee, ok := err.(interface{ ExitCode() int })
 	must(t, ok && ee.ExitCode() == 111, "second qmail-send: %v", err)
-	m.stop()
+	m.Stop()
 }
 
 func TestCrashRestart(t *testing.T) {
 	t.Parallel()
 	const n = 300
 	home := newHome(t)
-	box := maildir(t, home, "many", "many")
-	attr := credentials(t, home)
+	box := testsend.AliasMaildir(t, home, "many", "many")
+	attr := testsend.RunAs(t, home)
 	for i := 0; i < n; i++ {
 		to := "many@testhost.example"
 		if i%3 == 0 {
@@ -237,12 +238,12 @@ func TestCrashRestart(t *testing.T) {
 		enqueue(t, home, attr, fmt.Sprintf("Subject: number %d\n\n%d\n", i, i), "alice@example.org", to)
 	}
 	m := start(t, home, attr)
-	m.waitCount(`^delivery \d+: success`, n/4)
-	m.signal(syscall.SIGKILL)
-	m.cmd.Wait()
+	m.WaitLines(`^delivery \d+: success`, n/4)
+	m.Signal(syscall.SIGKILL)
+	m.Cmd.Wait()
 
 	m = start(t, home, attr)
-	deadline := time.Now().Add(waitLimit)
+	deadline := time.Now().Add(testsend.WaitLimit)
 	for {
 		// A crash between "end msg" and qmail-clean's removal of the
 		// message leaves mess/N alone, for the 36-hour sweep, as in
@@ -254,13 +255,13 @@ func TestCrashRestart(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d messages still queued:\n%s", len(msgs), strings.Join(m.lines(), "\n"))
+			t.Fatalf("%d messages still queued:\n%s", len(msgs), strings.Join(m.Lines(), "\n"))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	m.stop()
+	m.Stop()
 	seen := map[string]bool{}
-	for _, f := range append(files(t, box), remoteOut(t, home)...) {
+	for _, f := range append(testsend.MaildirMessages(t, box), testsend.RemoteOut(t, home)...) {
 		_, rest, ok := strings.Cut(f, "Subject: number ")
 		if ok {
 			num, _, _ := strings.Cut(rest, "\n")
@@ -280,15 +281,15 @@ func TestConcurrencyLimit(t *testing.T) {
 	writeFile(t, filepath.Join(home, "alias", ".qmail-slow"), "|sleep 0.1\n", 0o600)
 	testenv.WriteControl(t, home, "concurrencylocal", "2\n")
 	testenv.WriteControl(t, home, "concurrencyremote", "500\n") // capped by the spawner's 120
-	attr := credentials(t, home)
+	attr := testsend.RunAs(t, home)
 	for i := 0; i < 6; i++ {
 		enqueue(t, home, attr, "Subject: slow\n\n", "alice@example.org", "slow@testhost.example")
 	}
 	m := start(t, home, attr)
-	m.waitCount(`^end msg \d+$`, 6)
-	m.stop()
+	m.WaitLines(`^end msg \d+$`, 6)
+	m.Stop()
 	busy := false
-	for _, l := range m.lines() {
+	for _, l := range m.Lines() {
 		if strings.HasPrefix(l, "status: local 3/") {
 			t.Errorf("more deliveries than concurrencylocal: %q", l)
 		}
@@ -303,8 +304,8 @@ func TestConcurrencyLimit(t *testing.T) {
 func TestLogger(t *testing.T) {
 	t.Parallel()
 	home := newHome(t)
-	maildir(t, home, "bob", "bob")
-	attr := credentials(t, home)
+	testsend.AliasMaildir(t, home, "bob", "bob")
+	attr := testsend.RunAs(t, home)
 	logFile := filepath.Join(home, "send.log")
 	cmd := exec.Command(filepath.Join(home, "bin", "qmail-start"), "./Maildir/", "sh", "-c", `exec cat >"$QMAILHOME/send.log"`)
 	cmd.Env = env(home)
@@ -314,7 +315,7 @@ func TestLogger(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	enqueue(t, home, attr, "Subject: logged\n\n", "alice@example.org", "bob@testhost.example")
-	deadline := time.Now().Add(waitLimit)
+	deadline := time.Now().Add(testsend.WaitLimit)
 	for {
 		b, _ := os.ReadFile(logFile)
 		if strings.Contains(string(b), "\nend msg ") {

@@ -96,18 +96,6 @@ func TestRenderTCPServices(t *testing.T) {
 	}
 }
 
-// freePort returns a port nothing listens on at the moment: the run
-// scripts take a port number, not port 0.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // runService runs a rendered run script, as a supervisor would, and
 // returns its merged output as it comes and a function that stops it with
 // TERM and returns its exit status.
@@ -150,12 +138,12 @@ func netstring(s string) string { return strconv.Itoa(len(s)) + ":" + s + "," }
 // the rules cdb the script refuses to start.
 func TestQMTPServiceRuns(t *testing.T) {
 	t.Parallel()
-	tcprules := testenv.Tool(t, "tcprules", "ucspi-tcp")
+	testenv.Tool(t, "tcprules", "ucspi-tcp")
 	home := testenv.NewHome(t, "qmail-qmtpd", "qmail-queue")
 	testenv.WriteControl(t, home, "concurrencyincoming", "5\n")
 	o := Defaults()
 	o.Home, o.SMTPMode, o.Host, o.RunAs = home, ModeStandalone, "127.0.0.1", currentUser(t)
-	o.QMTPPort = freePort(t)
+	o.QMTPPort = testenv.FreePort(t)
 	o.QMTPRules = filepath.Join(home, "tcp.qmtp.cdb")
 	files, err := Render(o)
 	if err != nil {
@@ -169,11 +157,7 @@ func TestQMTPServiceRuns(t *testing.T) {
 		t.Errorf("run without rules: %v\n%s", err, b)
 	}
 
-	mk := exec.Command(tcprules, o.QMTPRules, o.QMTPRules+".tmp")
-	mk.Stdin = strings.NewReader(":allow\n")
-	if b, err := mk.CombinedOutput(); err != nil {
-		t.Fatalf("tcprules: %v\n%s", err, b)
-	}
+	testenv.TCPRules(t, o.QMTPRules, ":allow\n")
 	out, stop = runService(t, script, filepath.Join(home, "run"))
 	line, err := out.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "qmail-qmtpd: listening on 127.0.0.1:"+strconv.Itoa(o.QMTPPort)) {
@@ -206,7 +190,7 @@ func TestQMTPServiceRuns(t *testing.T) {
 // the configured checkpassword with qmail-pop3d and the maildir.
 func TestPOP3ServiceRuns(t *testing.T) {
 	t.Parallel()
-	tcprules := testenv.Tool(t, "tcprules", "ucspi-tcp")
+	testenv.Tool(t, "tcprules", "ucspi-tcp")
 	home := testenv.NewHome(t, "qmail-popup")
 	testenv.WriteControl(t, home, "concurrencyincoming", "5\n")
 	// A checkpassword that records its arguments and refuses everyone.
@@ -217,13 +201,9 @@ func TestPOP3ServiceRuns(t *testing.T) {
 	}
 	o := Defaults()
 	o.Home, o.SMTPMode, o.Host, o.RunAs = home, ModeStandalone, "127.0.0.1", currentUser(t)
-	o.POP3Port, o.POP3CheckPassword = freePort(t), fakeCP
+	o.POP3Port, o.POP3CheckPassword = testenv.FreePort(t), fakeCP
 	o.POP3Rules = filepath.Join(home, "tcp.pop3.cdb")
-	mk := exec.Command(tcprules, o.POP3Rules, o.POP3Rules+".tmp")
-	mk.Stdin = strings.NewReader(":allow\n")
-	if b, err := mk.CombinedOutput(); err != nil {
-		t.Fatalf("tcprules: %v\n%s", err, b)
-	}
+	testenv.TCPRules(t, o.POP3Rules, ":allow\n")
 	files, err := Render(o)
 	if err != nil {
 		t.Fatal(err)

@@ -2,15 +2,8 @@ package smtpd_test
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -23,29 +16,6 @@ import (
 	"github.com/goqmail/goqmail/internal/testenv"
 )
 
-// requireTool finds a program from a Debian package; CI must have it.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s (Debian package %s) is missing", name, pkg)
-		}
-		t.Skipf("%s (Debian package %s) not installed", name, pkg)
-	}
-	return p
-}
-
-// captureQueue is a $QMAILQUEUE program that stores each message and its
-// envelope in a directory, as qmail-queue would hand them on.
-const captureQueue = `#!/bin/sh
-dir="$CAPTURE_DIR/$$"
-cat > "$dir.msg" || exit 54
-cat <&1 > "$dir.env" || exit 54
-mv "$dir.msg" "$dir.message"
-exit 0
-`
-
 // server is qmail-smtpd running under the real tcpserver.
 type server struct {
 	home, addr, capture string
@@ -55,16 +25,10 @@ type server struct {
 // 127.0.0.1 0 qmail-smtpd args..." with env added to its environment.
 func startTcpserver(t *testing.T, home string, rules string, env []string, args ...string) *server {
 	t.Helper()
-	tcpserver := requireTool(t, "tcpserver", "ucspi-tcp")
-	tcprules := requireTool(t, "tcprules", "ucspi-tcp")
-	rulesCDB := filepath.Join(home, "tcp.smtp.cdb")
-	mk := exec.Command(tcprules, rulesCDB, rulesCDB+".tmp")
-	mk.Stdin = strings.NewReader(rules)
-	if out, err := mk.CombinedOutput(); err != nil {
-		t.Fatalf("tcprules: %v\n%s", err, out)
-	}
+	tcpserver := testenv.Tool(t, "tcpserver", "ucspi-tcp")
+	rulesCDB := testenv.TCPRules(t, filepath.Join(home, "tcp.smtp.cdb"), rules)
 	capture := filepath.Join(home, "capture")
-	if err := os.Mkdir(capture, 0o755); err != nil {
+	if err := os.MkdirAll(capture, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	argv := append([]string{"-1", "-R", "-H", "-l", "testhost.example", "-x", rulesCDB, "127.0.0.1", "0",
@@ -73,57 +37,39 @@ func startTcpserver(t *testing.T, home string, rules string, env []string, args 
 	cmd.Env = append(os.Environ(), "QMAILHOME="+home, "CAPTURE_DIR="+capture)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Dir = home
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	logf, err := os.Create(filepath.Join(home, "smtpd.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	// Registered first, so it runs after TCPServer's cleanup kills tcpserver.
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("server log:\n%s", b)
 		}
 	})
-	port, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("tcpserver did not report its port: %v", err)
-	}
-	return &server{home: home, addr: "127.0.0.1:" + strings.TrimSpace(port), capture: capture}
+	port := testenv.TCPServer(t, cmd)
+	return &server{home: home, addr: "127.0.0.1:" + port, capture: capture}
 }
 
+// writeCaptureQueue installs home/bin/capture-queue, a $QMAILQUEUE
+// stand-in storing each message and its envelope in home/capture.
 func writeCaptureQueue(t *testing.T, home string) string {
-	p := filepath.Join(home, "bin", "capture-queue")
-	if err := os.WriteFile(p, []byte(captureQueue), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	t.Helper()
+	return testenv.CaptureQueueAt(t, filepath.Join(home, "bin", "capture-queue"), filepath.Join(home, "capture"), 0).Program
 }
 
 // captured returns the messages the capture queue stored, with envelopes.
 func (s *server) captured(t *testing.T) (msgs, envs []string) {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(s.capture, "*.message"))
-	for _, f := range files {
-		m, _ := os.ReadFile(f)
-		e, _ := os.ReadFile(strings.TrimSuffix(f, ".message") + ".env")
-		msgs, envs = append(msgs, string(m)), append(envs, string(e))
-	}
-	return msgs, envs
+	return (&testenv.QueueCapture{Dir: s.capture}).Messages(t)
 }
 
 func runSwaks(t *testing.T, s *server, args ...string) (string, error) {
 	t.Helper()
-	swaks := requireTool(t, "swaks", "swaks")
+	swaks := testenv.Tool(t, "swaks", "swaks")
 	host, port, _ := net.SplitHostPort(s.addr)
 	argv := append([]string{"--server", host, "--port", port, "--helo", "client.example", "--timeout", "60"}, args...)
 	out, err := exec.Command(swaks, argv...).CombinedOutput()
@@ -211,8 +157,8 @@ exec unshare -m sh -c 'mount --bind "$CHECKPW_PASSWD" /etc/passwd && exec "$@"' 
 
 func setupCheckpw(t *testing.T, home string) (args []string, env string) {
 	t.Helper()
-	checkpw := requireTool(t, "checkpw", "checkpw")
-	requireTool(t, "unshare", "util-linux")
+	checkpw := testenv.Tool(t, "checkpw", "checkpw")
+	testenv.Tool(t, "unshare", "util-linux")
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") != "" {
 			t.Fatal("the checkpw test needs root for its private /etc/passwd")
@@ -311,7 +257,7 @@ s.quit()
 
 func runSmtplib(t *testing.T, srv *server, mode string) string {
 	t.Helper()
-	py := requireTool(t, "python3", "python3")
+	py := testenv.Tool(t, "python3", "python3")
 	host, port, _ := net.SplitHostPort(srv.addr)
 	out, err := exec.Command(py, "-c", smtplibScript, host, port, mode).CombinedOutput()
 	if err != nil {
@@ -340,7 +286,7 @@ func TestPythonSmtplib(t *testing.T) {
 func TestStartTLS(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-smtpd")
-	writeServerCert(t, filepath.Join(home, "control", "servercert.pem"))
+	testenv.WriteServerCert(t, filepath.Join(home, "control", "servercert.pem"), testenv.Me)
 	q := writeCaptureQueue(t, home)
 	srv := startTcpserver(t, home, ":allow\n", []string{"QMAILQUEUE=" + q})
 	out := runSmtplib(t, srv, "tls")
@@ -395,7 +341,7 @@ func testStartTLSInjection(t *testing.T, addr string) {
 func TestSMTPS(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-smtpd")
-	writeServerCert(t, filepath.Join(home, "control", "servercert.pem"))
+	testenv.WriteServerCert(t, filepath.Join(home, "control", "servercert.pem"), testenv.Me)
 	q := writeCaptureQueue(t, home)
 	srv := startTcpserver(t, home, ":allow\n", []string{"QMAILQUEUE=" + q, "SMTPS=1"})
 	out, err := runSwaks(t, srv, "--tlsc", "--from", "a@client.example", "--to", "b@testhost.example")
@@ -436,36 +382,6 @@ func TestStartTLSBrokenCert(t *testing.T) {
 	rest, _ := io.ReadAll(r)
 	if string(rest) != "250 ok\r\n221 testhost.example\r\n" {
 		t.Errorf("after 454: %q", rest)
-	}
-}
-
-// writeServerCert writes a self-signed certificate and its key into one
-// PEM file, as servercert.pem holds them.
-func writeServerCert(t *testing.T, path string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "testhost.example"},
-		DNSNames:     []string{"testhost.example"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	b = append(b, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})...)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 

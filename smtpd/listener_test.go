@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -25,48 +24,12 @@ func startListener(t *testing.T, home string, env []string, args ...string) ([]s
 	t.Helper()
 	argv := append([]string{"--listen", "127.0.0.1:0", "-l", "testhost.example",
 		"-u", strconv.Itoa(os.Getuid()), "-g", strconv.Itoa(os.Getgid())}, args...)
-	cmd := exec.Command(filepath.Join(home, "bin", "qmail-smtpd"), argv...)
-	cmd.Env = append(append(os.Environ(), "QMAILHOME="+home, "CAPTURE_DIR="+filepath.Join(home, "capture")), env...)
 	if err := os.MkdirAll(filepath.Join(home, "capture"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	log := &strings.Builder{}
-	r := bufio.NewReader(stderr)
-	var addrs []string
-	for range 1 + strings.Count(strings.Join(args, " "), "--listen") {
-		line, err := r.ReadString('\n')
-		if err != nil || !strings.HasPrefix(line, "qmail-smtpd: listening on ") {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("listener did not start: %v %q", err, line)
-		}
-		addrs = append(addrs, strings.TrimSpace(strings.TrimPrefix(line, "qmail-smtpd: listening on ")))
-	}
-	done := make(chan struct{})
-	go func() { io.Copy(log, r); close(done) }()
-	var once sync.Once
-	stop := func(sig os.Signal) string {
-		once.Do(func() {
-			cmd.Process.Signal(sig)
-			cmd.Wait()
-			<-done
-		})
-		return log.String()
-	}
-	t.Cleanup(func() {
-		stop(os.Kill)
-		if t.Failed() {
-			t.Logf("listener log:\n%s", log.String())
-		}
-	})
-	return addrs, cmd, func() string { return stop(syscall.SIGTERM) }
+	l := testenv.StartListener(t, filepath.Join(home, "bin", "qmail-smtpd"), argv,
+		append(append(os.Environ(), "QMAILHOME="+home, "CAPTURE_DIR="+filepath.Join(home, "capture")), env...))
+	return l.Addrs, l.Cmd, func() string { log, _ := l.Stop(); return log }
 }
 
 func TestListenerWithRules(t *testing.T) {
@@ -146,13 +109,7 @@ func TestListenerClients(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-smtpd")
 	q := writeCaptureQueue(t, home)
-	var extra []string
-	if ln, err := net.Listen("tcp", "[::1]:0"); err == nil {
-		ln.Close()
-		extra = []string{"--listen", "[::1]:0"}
-	} else {
-		t.Logf("no IPv6 loopback here: %v", err)
-	}
+	extra := testenv.LoopbackListen(t)[2:] // ::1 when this host has it
 	addrs, _, _ := startListener(t, home, []string{"QMAILQUEUE=" + q}, extra...)
 	// swaks over IPv4 (Debian's swaks lacks IPv6 without IO::Socket::INET6),
 	// smtplib over IPv6 when available.
@@ -189,18 +146,9 @@ func TestListenerDropsPrivileges(t *testing.T) {
 	for _, d := range []string{filepath.Dir(home), home} {
 		os.Chmod(d, 0o755)
 	}
-	cmd := exec.Command(filepath.Join(home, "bin", "qmail-smtpd"), "--listen", "127.0.0.1:0", "-user", "nobody")
-	cmd.Env = append(os.Environ(), "QMAILHOME="+home)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	line, err := bufio.NewReader(stderr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("listener did not start: %v", err)
-	}
-	addr := strings.TrimSpace(strings.TrimPrefix(line, "qmail-smtpd: listening on "))
+	l := testenv.StartListener(t, filepath.Join(home, "bin", "qmail-smtpd"), []string{"--listen", "127.0.0.1:0", "-user", "nobody"},
+		append(os.Environ(), "QMAILHOME="+home))
+	cmd, addr := l.Cmd, l.Addrs[0]
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -223,14 +171,7 @@ func TestListenerDropsPrivileges(t *testing.T) {
 // makeRules compiles tcprules text into a cdb in home.
 func makeRules(t *testing.T, home, text string) string {
 	t.Helper()
-	tcprules := requireTool(t, "tcprules", "ucspi-tcp")
-	rulesCDB := filepath.Join(home, "tcp.smtp.cdb")
-	mk := exec.Command(tcprules, rulesCDB, rulesCDB+".tmp")
-	mk.Stdin = strings.NewReader(text)
-	if out, err := mk.CombinedOutput(); err != nil {
-		t.Fatalf("tcprules: %v\n%s", err, out)
-	}
-	return rulesCDB
+	return testenv.TCPRules(t, filepath.Join(home, "tcp.smtp.cdb"), text)
 }
 
 // TestListenerRuleQmailQueue: a QMAILQUEUE set by a tcprules rule chooses
@@ -281,7 +222,7 @@ func TestListenerRuleQmailQueue(t *testing.T) {
 func TestListenerStartTLSAuth(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-smtpd")
-	writeServerCert(t, filepath.Join(home, "control", "servercert.pem"))
+	testenv.WriteServerCert(t, filepath.Join(home, "control", "servercert.pem"), testenv.Me)
 	q := writeCaptureQueue(t, home)
 	wd, _ := os.Getwd()
 	addrs, _, _ := startListener(t, home, []string{"QMAILQUEUE=" + q, "SMTPAUTH="},
@@ -316,7 +257,7 @@ func TestListenerStartTLSAuth(t *testing.T) {
 // plain connection to the standalone listener and relays through it.
 func TestMsmtpSubmission(t *testing.T) {
 	t.Parallel()
-	msmtp := requireTool(t, "msmtp", "msmtp")
+	msmtp := testenv.Tool(t, "msmtp", "msmtp")
 	home := testenv.NewHome(t, "qmail-smtpd")
 	q := writeCaptureQueue(t, home)
 	wd, _ := os.Getwd()

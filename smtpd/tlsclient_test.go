@@ -113,7 +113,7 @@ func tlsDialog(t *testing.T, addr string, cert *tls.Certificate) string {
 func TestTLSClientCertRelay(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-smtpd")
-	writeServerCert(t, filepath.Join(home, "control", "servercert.pem"))
+	testenv.WriteServerCert(t, filepath.Join(home, "control", "servercert.pem"), testenv.Me)
 	caPEM, cert := clientCert(t, "trusted@client.example")
 	os.WriteFile(filepath.Join(home, "control", "clientca.pem"), caPEM, 0o644)
 	q := writeCaptureQueue(t, home)
@@ -146,7 +146,7 @@ func TestTLSClientCertRelay(t *testing.T) {
 func TestTLSClientCertRevoked(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-smtpd")
-	writeServerCert(t, filepath.Join(home, "control", "servercert.pem"))
+	testenv.WriteServerCert(t, filepath.Join(home, "control", "servercert.pem"), testenv.Me)
 	caPEM, cert, crl := clientCertCRL(t, "trusted@client.example")
 	testenv.WriteControl(t, home, "clientca.pem", string(caPEM))
 	testenv.WriteControl(t, home, "tlsclients", "trusted@client.example\n")
@@ -196,7 +196,7 @@ func starttls(t *testing.T, addr string, conf *tls.Config) (*tls.Conn, error) {
 func TestTLSCiphers(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-smtpd")
-	writeServerCert(t, filepath.Join(home, "control", "servercert.pem"))
+	testenv.WriteServerCert(t, filepath.Join(home, "control", "servercert.pem"), testenv.Me)
 	testenv.WriteControl(t, home, "tlsserverciphers", "ECDHE-ECDSA-CHACHA20-POLY1305\nHIGH\n")
 	rules := makeRules(t, home, ":allow\n")
 	addrs, _, stopListener := startListener(t, home, nil, "-x", rules)
@@ -248,7 +248,7 @@ func TestTLSCiphers(t *testing.T) {
 func TestStartTLSHandshakeFailure(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-smtpd")
-	writeServerCert(t, filepath.Join(home, "control", "servercert.pem"))
+	testenv.WriteServerCert(t, filepath.Join(home, "control", "servercert.pem"), testenv.Me)
 	addrs, _, _ := startListener(t, home, nil)
 	conn, err := net.Dial("tcp", addrs[0])
 	if err != nil {

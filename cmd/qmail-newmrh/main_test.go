@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,40 +11,13 @@ import (
 	"github.com/goqmail/goqmail/internal/testenv"
 )
 
-// run runs prog with home as $QMAILHOME and stdin from the file at
-// stdinPath (cdbget needs a seekable stdin) when not "".
-func run(t *testing.T, home, stdinPath, prog string, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(prog, args...)
-	cmd.Env = append(os.Environ(), "QMAILHOME="+home)
-	if stdinPath != "" {
-		f, err := os.Open(stdinPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		cmd.Stdin = f
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		return stdout.String(), stderr.String(), exit.ExitCode()
-	case err != nil:
-		t.Fatalf("%s: %v", prog, err)
-	}
-	return stdout.String(), stderr.String(), 0
-}
-
 func TestNewMRH(t *testing.T) {
 	t.Parallel()
 	cdbget, cdbdump := testenv.Tool(t, "cdbget", "freecdb"), testenv.Tool(t, "cdbdump", "freecdb")
 	home := testenv.NewHome(t, "qmail-newmrh")
 	testenv.WriteControl(t, home, "morercpthosts", "Example.COM \t\n# comment\n\n.Sub.Example.Org\nlast.example")
 	prog := filepath.Join(home, "bin", "qmail-newmrh")
-	if out, errout, code := run(t, home, "", prog); code != 0 || out != "" || errout != "" {
+	if out, errout, code := testenv.Run(t, home, nil, prog); code != 0 || out != "" || errout != "" {
 		t.Fatalf("qmail-newmrh: exit %d, stdout %q, stderr %q", code, out, errout)
 	}
 	db := filepath.Join(home, "control", "morercpthosts.cdb")
@@ -61,13 +33,13 @@ func TestNewMRH(t *testing.T) {
 		{"example.com ", 100},
 	}
 	for _, tt := range tests {
-		out, errout, code := run(t, home, db, cdbget, tt.key)
+		out, errout, code := testenv.Run(t, home, testenv.OpenFile(t, db), cdbget, tt.key)
 		if code != tt.code || out != "" {
 			t.Errorf("cdbget %q: exit %d, output %q %s; want exit %d and no data", tt.key, code, out, errout, tt.code)
 		}
 	}
 	want := "+11,0:example.com->\n+16,0:.sub.example.org->\n+12,0:last.example->\n\n"
-	if out, _, code := run(t, home, db, cdbdump); code != 0 || out != want {
+	if out, _, code := testenv.Run(t, home, testenv.OpenFile(t, db), cdbdump); code != 0 || out != want {
 		t.Errorf("cdbdump = %q exit %d, want %q", out, code, want)
 	}
 	if _, err := os.Stat(filepath.Join(home, "control", "morercpthosts.tmp")); !errors.Is(err, os.ErrNotExist) {
@@ -80,7 +52,7 @@ func TestNewMRH(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(home, "control", "morercpthosts"))
-	_, errout, code := run(t, home, "", prog)
+	_, errout, code := testenv.Run(t, home, nil, prog)
 	if code != 111 || !strings.HasPrefix(errout, "qmail-newmrh: fatal: unable to read control/morercpthosts: ") {
 		t.Errorf("without morercpthosts: exit %d, stderr %q", code, errout)
 	}

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,26 +12,6 @@ import (
 	"github.com/goqmail/goqmail/internal/testenv"
 	"github.com/goqmail/goqmail/users"
 )
-
-// run runs a program with home as $QMAILHOME, returning its stdout,
-// stderr and exit code.
-func run(t *testing.T, home string, stdin io.Reader, prog string, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(prog, args...)
-	cmd.Env = append(os.Environ(), "QMAILHOME="+home)
-	cmd.Stdin = stdin
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		return stdout.String(), stderr.String(), exit.ExitCode()
-	case err != nil:
-		t.Fatalf("%s: %v", prog, err)
-	}
-	return stdout.String(), stderr.String(), 0
-}
 
 func writeAssign(t *testing.T, home, content string) {
 	t.Helper()
@@ -71,27 +49,17 @@ func cdbmakeFormat(records [][2]string) string {
 	return b.String() + "\n"
 }
 
-func openFile(t *testing.T, path string) *os.File {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
-
 func TestNewU(t *testing.T) {
 	t.Parallel()
 	cdbdump, cdbget, cdbmake := testenv.Tool(t, "cdbdump", "freecdb"), testenv.Tool(t, "cdbget", "freecdb"), testenv.Tool(t, "cdbmake", "freecdb")
 	home := testenv.NewHome(t, "qmail-newu")
 	writeAssign(t, home, assign)
-	if out, errout, code := run(t, home, nil, filepath.Join(home, "bin", "qmail-newu")); code != 0 || out != "" || errout != "" {
+	if out, errout, code := testenv.Run(t, home, nil, filepath.Join(home, "bin", "qmail-newu")); code != 0 || out != "" || errout != "" {
 		t.Fatalf("qmail-newu: exit %d, stdout %q, stderr %q", code, out, errout)
 	}
 	db := filepath.Join(home, "users", "cdb")
 	wantDump := cdbmakeFormat(wantRecords)
-	dump, _, code := run(t, home, openFile(t, db), cdbdump)
+	dump, _, code := testenv.Run(t, home, testenv.OpenFile(t, db), cdbdump)
 	if code != 0 || dump != wantDump {
 		t.Errorf("cdbdump exit %d:\n%q\nwant\n%q", code, dump, wantDump)
 	}
@@ -100,13 +68,13 @@ func TestNewU(t *testing.T) {
 		"!":      "alias\x007790\x002108\x00/var/qmail/alias\x00-\x00",
 		"!lists": "lists\x00601\x00601\x00/home/lists\x00-\x00pre",
 	} {
-		if got, _, code := run(t, home, openFile(t, db), cdbget, key); code != 0 || got != want {
+		if got, _, code := testenv.Run(t, home, testenv.OpenFile(t, db), cdbget, key); code != 0 || got != want {
 			t.Errorf("cdbget %q = %q exit %d, want %q", key, got, code, want)
 		}
 	}
 	// The same records through cdbmake give the same bytes.
 	theirs := filepath.Join(t.TempDir(), "cdb")
-	if _, errout, code := run(t, home, strings.NewReader(wantDump), cdbmake, theirs, theirs+".tmp"); code != 0 {
+	if _, errout, code := testenv.Run(t, home, strings.NewReader(wantDump), cdbmake, theirs, theirs+".tmp"); code != 0 {
 		t.Fatalf("cdbmake: exit %d %s", code, errout)
 	}
 	ours, err := os.ReadFile(db)
@@ -139,7 +107,7 @@ func TestNewUFailures(t *testing.T) {
 			t.Parallel()
 			home := testenv.NewHome(t)
 			writeAssign(t, home, "=old:u:1:2:/h:::\n.\n")
-			if _, errout, code := run(t, home, nil, prog); code != 0 {
+			if _, errout, code := testenv.Run(t, home, nil, prog); code != 0 {
 				t.Fatalf("first qmail-newu: exit %d %s", code, errout)
 			}
 			before, err := os.ReadFile(filepath.Join(home, "users", "cdb"))
@@ -151,7 +119,7 @@ func TestNewUFailures(t *testing.T) {
 			} else {
 				writeAssign(t, home, *tt.assign)
 			}
-			_, errout, code := run(t, home, nil, prog)
+			_, errout, code := testenv.Run(t, home, nil, prog)
 			if code != 111 || !strings.HasPrefix(errout, tt.msg) || !strings.HasSuffix(errout, "\n") {
 				t.Errorf("exit %d, stderr %q; want 111 and %q", code, errout, tt.msg)
 			}
@@ -175,7 +143,7 @@ func TestLookupReadsCdbmake(t *testing.T) {
 	cdbmake := testenv.Tool(t, "cdbmake", "freecdb")
 	home := testenv.NewHome(t)
 	db := filepath.Join(home, "users", "cdb")
-	if _, errout, code := run(t, home, strings.NewReader(cdbmakeFormat(wantRecords)), cdbmake, db, db+".tmp"); code != 0 {
+	if _, errout, code := testenv.Run(t, home, strings.NewReader(cdbmakeFormat(wantRecords)), cdbmake, db, db+".tmp"); code != 0 {
 		t.Fatalf("cdbmake: exit %d %s", code, errout)
 	}
 	tests := []struct {

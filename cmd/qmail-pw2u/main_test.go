@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,37 +10,12 @@ import (
 	"github.com/goqmail/goqmail/internal/testenv"
 )
 
-func run(t *testing.T, home string, stdin *os.File, prog string, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(prog, args...)
-	cmd.Env = append(os.Environ(), "QMAILHOME="+home)
-	if stdin != nil {
-		cmd.Stdin = stdin
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		return stdout.String(), stderr.String(), exit.ExitCode()
-	case err != nil:
-		t.Fatalf("%s: %v", prog, err)
-	}
-	return stdout.String(), stderr.String(), 0
-}
-
 func writeFile(t *testing.T, path, content string) *os.File {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	return testenv.OpenFile(t, path)
 }
 
 // From a password file to users/cdb: qmail-pw2u's output goes through
@@ -77,7 +49,7 @@ func TestPW2UToNewU(t *testing.T) {
 		uid, uid, aliasHome, uid, uid, joeHome, uid, uid, filepath.Join(tmp, "missing"))
 	in := writeFile(t, filepath.Join(tmp, "passwd"), passwd)
 
-	out, errout, code := run(t, home, in, filepath.Join(home, "bin", "qmail-pw2u"))
+	out, errout, code := testenv.Run(t, home, in, filepath.Join(home, "bin", "qmail-pw2u"))
 	if code != 0 || errout != "" {
 		t.Fatalf("qmail-pw2u: exit %d, stderr %q", code, errout)
 	}
@@ -90,7 +62,7 @@ func TestPW2UToNewU(t *testing.T) {
 	}
 
 	writeFile(t, filepath.Join(home, "users", "assign"), out)
-	if _, errout, code := run(t, home, nil, filepath.Join(home, "bin", "qmail-newu")); code != 0 {
+	if _, errout, code := testenv.Run(t, home, nil, filepath.Join(home, "bin", "qmail-newu")); code != 0 {
 		t.Fatalf("qmail-newu: exit %d %s", code, errout)
 	}
 	db, err := os.Open(filepath.Join(home, "users", "cdb"))
@@ -106,7 +78,7 @@ func TestPW2UToNewU(t *testing.T) {
 		if _, err := db.Seek(0, 0); err != nil {
 			t.Fatal(err)
 		}
-		if got, _, code := run(t, home, db, cdbget, key); code != 0 || got != value {
+		if got, _, code := testenv.Run(t, home, db, cdbget, key); code != 0 || got != value {
 			t.Errorf("cdbget %q = %q exit %d, want %q", key, got, code, value)
 		}
 	}
@@ -117,10 +89,10 @@ func TestPW2UFailures(t *testing.T) {
 	prog := testenv.Program(t, "qmail-pw2u")
 	home := testenv.NewHome(t)
 	in := writeFile(t, filepath.Join(t.TempDir(), "passwd"), "joe:x:5:5::/nonexistent:/bin/sh\n")
-	if _, _, code := run(t, home, in, prog, "-x"); code != 100 {
+	if _, _, code := testenv.Run(t, home, in, prog, "-x"); code != 100 {
 		t.Errorf("bad option: exit %d, want 100", code)
 	}
-	out, errout, code := run(t, home, in, prog, "-H")
+	out, errout, code := testenv.Run(t, home, in, prog, "-H")
 	if code != 111 || errout != "qmail-pw2u: fatal: unable to find alias user\n" || strings.Contains(out, ".\n") {
 		t.Errorf("no alias: exit %d, stderr %q, stdout %q", code, errout, out)
 	}

@@ -46,14 +46,14 @@ func controlCommands(g *globals) []*cobra.Command {
 		run              func(*admin.Control, context.Context) error
 	}
 	actions := []action{
-		{"start", "Start qmail-send and the SMTP services with their logs", "", nil, (*admin.Control).Start},
-		{"stop", "Stop the SMTP services, then qmail-send (it finishes its deliveries)", "", nil, (*admin.Control).Stop},
-		{"restart", "Stop SMTP, restart qmail-send (TERM), start SMTP again", "", nil, (*admin.Control).Restart},
+		{"start", "Start qmail-send and the installed SMTP, POP3, QMTP and QMQP services with their logs", "", nil, (*admin.Control).Start},
+		{"stop", "Stop the SMTP, POP3, QMTP and QMQP services, then qmail-send (it finishes its deliveries)", "", nil, (*admin.Control).Stop},
+		{"restart", "Stop the receiving services, restart qmail-send (TERM), start them again", "", nil, (*admin.Control).Restart},
 		{"stat", "Show the supervisor's status of every service and log, then the queue counts", "", nil, (*admin.Control).Stat},
 		{"doqueue", "Clear the remote timeout table and retry every queued message now (ALRM)",
 			"doqueue runs qmail-tcpok when the home has it, then sends ALRM to qmail-send,\nwhich makes every scheduled retry happen now.", []string{"flush", "alrm"}, (*admin.Control).Doqueue},
 		{"reload", "Have qmail-send re-read locals and virtualdomains (HUP)", "", []string{"hup"}, (*admin.Control).Reload},
-		{"pause", "Suspend qmail-send and the SMTP services (STOP)", "", nil, (*admin.Control).Pause},
+		{"pause", "Suspend qmail-send and the receiving services (STOP)", "", nil, (*admin.Control).Pause},
 		{"cont", "Resume what pause suspended (CONT)", "", nil, (*admin.Control).Cont},
 	}
 	var cmds []*cobra.Command
@@ -106,17 +106,31 @@ func queueCommand(g *globals) *cobra.Command {
 }
 
 func cdbCommand(g *globals) *cobra.Command {
-	rules := admin.RulesOptions{Source: "/etc/tcp.smtp", CDB: "/etc/tcp.smtp.cdb"}
+	smtp := admin.RulesOptions{Source: "/etc/tcp.smtp", CDB: "/etc/tcp.smtp.cdb"}
+	pop3 := admin.RulesOptions{Source: "/etc/tcp.pop3", CDB: "/etc/tcp.pop3.cdb", Optional: true}
+	qmtp := admin.RulesOptions{Source: "/etc/tcp.qmtp", CDB: "/etc/tcp.qmtp.cdb", Optional: true}
+	qmqp := admin.RulesOptions{Source: "/etc/tcp.qmqp", CDB: "/etc/tcp.qmqp.cdb", Optional: true}
 	cmd := &cobra.Command{
 		Use:   "cdb",
-		Short: "Rebuild the SMTP rules cdb (tcprules), morercpthosts.cdb and users/cdb",
-		Args:  cobra.NoArgs,
+		Short: "Rebuild the tcprules cdbs, morercpthosts.cdb and users/cdb",
+		Long: `cdb compiles the SMTP rules with tcprules, and the POP3, QMTP and QMQP
+rules when their sources exist, then rebuilds control/morercpthosts.cdb
+(qmail-newmrh) and users/cdb (qmail-newu) when their sources exist.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			rules := []admin.RulesOptions{smtp, pop3, qmtp, qmqp}
 			return admin.RebuildCDBs(cmd.Context(), g.home, rules, os.Stdout)
 		},
 	}
-	cmd.Flags().StringVar(&rules.Source, "rules", rules.Source, "tcprules source of the SMTP services")
-	cmd.Flags().StringVar(&rules.CDB, "rules-cdb", rules.CDB, "the cdb tcpserver (-x) reads")
+	f := cmd.Flags()
+	f.StringVar(&smtp.Source, "rules", smtp.Source, "tcprules source of the SMTP services")
+	f.StringVar(&smtp.CDB, "rules-cdb", smtp.CDB, "the cdb tcpserver (-x) reads")
+	f.StringVar(&pop3.Source, "pop3-rules", pop3.Source, "tcprules source of the POP3 services (compiled when it exists)")
+	f.StringVar(&pop3.CDB, "pop3-rules-cdb", pop3.CDB, "the cdb of the POP3 services")
+	f.StringVar(&qmtp.Source, "qmtp-rules", qmtp.Source, "tcprules source of the QMTP service (compiled when it exists)")
+	f.StringVar(&qmtp.CDB, "qmtp-rules-cdb", qmtp.CDB, "the cdb of the QMTP service")
+	f.StringVar(&qmqp.Source, "qmqp-rules", qmqp.Source, "tcprules source of the QMQP service (compiled when it exists)")
+	f.StringVar(&qmqp.CDB, "qmqp-rules-cdb", qmqp.CDB, "the cdb of the QMQP service")
 	return cmd
 }
 
@@ -164,12 +178,15 @@ func servicesCommand(g *globals) *cobra.Command {
 	o := services.Defaults()
 	install := &cobra.Command{
 		Use:   "install",
-		Short: "Write qmail-send and SMTP services for daemontools, runit or systemd",
+		Short: "Write qmail-send, SMTP, POP3, QMTP and QMQP services for daemontools, runit or systemd",
 		Long: `install writes the services that run goqmail: qmail-send (qmail-start with
 control/defaultdelivery) and qmail-smtpd on port 25, and with
 --submission-port and --smtps-port the submission (AUTH required) and
-SMTPS services. For daemontools and runit each is a service directory
-with run and log/run (multilog or svlogd as qmaill); for systemd a unit.
+SMTPS services; with --pop3-port, --pop3s-port, --qmtp-port and
+--qmqp-port the POP3 (qmail-popup, qmail-pop3d), POP3S, QMTP and QMQP
+services, each with its own tcprules cdb. For daemontools and runit
+each is a service directory with run and log/run (multilog or svlogd
+as qmaill); for systemd a unit.
 Link the directories into the service directory (or write them there)
 and run qmailctl start.`,
 		Example: `  qmailctl services install --dir /var/qmail/supervise
@@ -206,6 +223,15 @@ and run qmailctl start.`,
 	f.StringVar(&o.Nofiles, "nofiles", o.Nofiles, "group of qmail-smtpd")
 	f.StringVar(&o.Qmaill, "qmaill", o.Qmaill, "account of the loggers")
 	f.StringVar(&o.RunAs, "run-as", "", "run every service as this account (an unprivileged home)")
+	f.IntVar(&o.POP3Port, "pop3-port", 0, "POP3 port, e.g. 110 (0: no qmail-pop3d service)")
+	f.IntVar(&o.POP3SPort, "pop3s-port", 0, "POP3S port, e.g. 995, TLS from the first byte (0: none)")
+	f.IntVar(&o.QMTPPort, "qmtp-port", 0, "QMTP port, e.g. 209 (0: no qmail-qmtpd service)")
+	f.IntVar(&o.QMQPPort, "qmqp-port", 0, "QMQP port, e.g. 628; it relays for every client its rules allow (0: none)")
+	f.StringVar(&o.POP3CheckPassword, "pop3-checkpassword", o.POP3CheckPassword, "checkpassword program qmail-popup runs")
+	f.StringVar(&o.Maildir, "maildir", o.Maildir, "maildir qmail-pop3d serves, relative to the user's home")
+	f.StringVar(&o.POP3Rules, "pop3-rules-cdb", o.POP3Rules, "tcprules cdb of the POP3 services")
+	f.StringVar(&o.QMTPRules, "qmtp-rules-cdb", o.QMTPRules, "tcprules cdb of the QMTP service")
+	f.StringVar(&o.QMQPRules, "qmqp-rules-cdb", o.QMQPRules, "tcprules cdb of the QMQP service (allow only QMQP clients)")
 	f.BoolVar(&o.Down, "down", false, "add down files: the supervisor waits for qmailctl start")
 	f.BoolVar(&o.Force, "force", false, "replace existing run scripts and units")
 	parent.AddCommand(install)

@@ -100,7 +100,7 @@ func newSystem(t *testing.T, supervisor, smtpMode string) *system {
 		chownTree(t, p, uid, gid)
 	}
 
-	s.port = freePort(t)
+	s.port = testenv.FreePort(t)
 	s.run("services", "install", "--home", s.home, "--dir", s.svc, "--for", supervisor,
 		"--log-dir", filepath.Join(s.logs, "qmail"), "--rules-cdb", s.rules+".cdb",
 		"--ip", "127.0.0.1", "--smtp-port", strconv.Itoa(s.port), "--run-as", "nobody", "--down", "--smtpd", smtpMode)
@@ -379,14 +379,4 @@ func chownTree(t *testing.T, root string, uid, gid int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

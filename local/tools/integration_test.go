@@ -50,15 +50,11 @@ func expect(t *testing.T, r result, code int, stdout, stderr string) {
 	}
 }
 
-// captureQueue is a $QMAILQUEUE stand-in storing message and envelope.
-func captureQueue(t *testing.T, code int) (env []string, dir string) {
-	dir = t.TempDir()
-	script := filepath.Join(dir, "qq")
-	body := fmt.Sprintf("#!/bin/sh\necho $$ > %s/pid\ncat > %s/msg\ncat <&1 > %s/env\nexit %d\n", dir, dir, dir, code)
-	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return []string{"QMAILHOME=" + testenv.NewHome(t), "QMAILQUEUE=" + script}, dir
+// captureQueue is the environment of a program that queues through a
+// testenv.QueueCapture exiting with code.
+func captureQueue(t *testing.T, code int) (env []string, cq *testenv.QueueCapture) {
+	cq = testenv.CaptureQueue(t, code)
+	return []string{"QMAILHOME=" + testenv.NewHome(t), "QMAILQUEUE=" + cq.Program}, cq
 }
 
 func readFile(t *testing.T, p string) string {
@@ -70,23 +66,18 @@ func readFile(t *testing.T, p string) string {
 	return string(b)
 }
 
-func queued(t *testing.T, dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, "env"))
-	return err == nil
-}
-
 const msg = "Subject: hi\n\nbody\n"
 
 func TestForward(t *testing.T) {
 	t.Parallel()
-	env, dir := captureQueue(t, 0)
+	env, cq := captureQueue(t, 0)
 	r := run(t, "forward", []string{"a@x.example", "b@y.example"}, msg,
 		append(env, "NEWSENDER=owner@list.example", "DTLINE=Delivered-To: list@list.example\n")...)
-	expect(t, r, 0, "", "forward: qp "+readFile(t, dir+"/pid"))
-	if got := readFile(t, dir+"/msg"); got != "Delivered-To: list@list.example\n"+msg {
+	expect(t, r, 0, "", "forward: qp "+cq.Single(t).Pid+"\n")
+	if got := cq.Single(t).Message; got != "Delivered-To: list@list.example\n"+msg {
 		t.Errorf("message %q", got)
 	}
-	if got := readFile(t, dir+"/env"); got != "Fowner@list.example\x00Ta@x.example\x00Tb@y.example\x00\x00" {
+	if got := cq.Single(t).Envelope; got != "Fowner@list.example\x00Ta@x.example\x00Tb@y.example\x00\x00" {
 		t.Errorf("envelope %q", got)
 	}
 
@@ -118,20 +109,20 @@ func TestCondredirect(t *testing.T) {
 		{[]string{"/nonexistent/prog"}, 0, "", false},
 	}
 	for _, tt := range tests {
-		env, dir := captureQueue(t, 0)
+		env, cq := captureQueue(t, 0)
 		r := run(t, "condredirect", append([]string{"new@x.example"}, tt.prog...), msg, append(env, "SENDER=s@x", dt)...)
 		if tt.queued {
-			expect(t, r, 99, "", "condredirect: qp "+readFile(t, dir+"/pid"))
-			if got := readFile(t, dir+"/msg"); got != "Delivered-To: bob@example.org\n"+msg {
+			expect(t, r, 99, "", "condredirect: qp "+cq.Single(t).Pid+"\n")
+			if got := cq.Single(t).Message; got != "Delivered-To: bob@example.org\n"+msg {
 				t.Errorf("message %q", got)
 			}
-			if got := readFile(t, dir+"/env"); got != "Fs@x\x00Tnew@x.example\x00\x00" {
+			if got := cq.Single(t).Envelope; got != "Fs@x\x00Tnew@x.example\x00\x00" {
 				t.Errorf("envelope %q", got)
 			}
 			continue
 		}
 		expect(t, r, tt.code, "", tt.stderr)
-		if queued(t, dir) {
+		if cq.Ran(t) {
 			t.Errorf("%v: queued", tt.prog)
 		}
 	}
@@ -273,15 +264,15 @@ func TestMailsubjAndDatemail(t *testing.T) {
 func TestQreceipt(t *testing.T) {
 	t.Parallel()
 	request := "Message-ID: <123@x>\nNotice-Requested-Upon-Delivery-To: Joe <joe@nowhere.mil>,\n ann@x\nSubject: s\n\nbody\n"
-	env, dir := captureQueue(t, 0)
+	env, cq := captureQueue(t, 0)
 	expect(t, run(t, "qreceipt", []string{"joe@nowhere.mil"}, request, append(env, "SENDER=a b@c.example")...), 0, "", "")
 	want := "From: DELIVERY NOTICE SYSTEM <\"a b\"@c.example>\nTo: <\"a b\"@c.example>\nSubject: success notice\n\n" +
 		"Hi! This is the qreceipt program. Your message was delivered to the\nfollowing address: joe@nowhere.mil. Thanks for asking.\n" +
 		"Your Message-ID: <123@x>\n"
-	if got := readFile(t, dir+"/msg"); got != want {
+	if got := cq.Single(t).Message; got != want {
 		t.Errorf("notice %q, want %q", got, want)
 	}
-	if got := readFile(t, dir+"/env"); got != "F\x00Ta b@c.example\x00\x00" {
+	if got := cq.Single(t).Envelope; got != "F\x00Ta b@c.example\x00\x00" {
 		t.Errorf("envelope %q", got)
 	}
 	for _, tt := range []struct{ target, sender string }{
@@ -289,9 +280,9 @@ func TestQreceipt(t *testing.T) {
 		{"joe@nowhere.mil", ""},     // a bounce
 		{"joe@nowhere.mil", "#@[]"}, // a double bounce
 	} {
-		env, dir := captureQueue(t, 0)
+		env, cq := captureQueue(t, 0)
 		expect(t, run(t, "qreceipt", []string{tt.target}, request, append(env, "SENDER="+tt.sender)...), 0, "", "")
-		if queued(t, dir) {
+		if cq.Ran(t) {
 			t.Errorf("%+v: notice sent", tt)
 		}
 	}
