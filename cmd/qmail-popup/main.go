@@ -21,9 +21,7 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -64,35 +62,17 @@ func main() {
 }
 
 func listen(args []string) int {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	var opts tcpserver.Options
-	opts.AddFlags(fs, "root")
-	if err := fs.Parse(args); err != nil {
-		return 100
-	}
-	if fs.NArg() < 2 {
-		fmt.Fprintf(os.Stderr, "%s: usage: %s --listen ADDR [options] -- hostname subprogram...\n", name, name)
-		return 100
-	}
-	lns, err := opts.Listen(name, os.Stderr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: fatal: %v\n", name, err)
-		return 111
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	sessions := &pop3.PopupListener{
-		Hostname:      fs.Arg(0),
-		CertPath:      filepath.Join(control.Home(), "control", "servercert.pem"),
-		CheckPassword: fs.Args()[1:],
-		Log:           os.Stderr,
-		Name:          name,
-	}
-	srv := opts.Server(name, os.Stderr, os.Environ())
-	srv.Handler = sessions.ServeConn
-	if err := srv.Serve(ctx, lns); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: fatal: %v\n", name, err)
-		return 111
-	}
-	return 0
+	return tcpserver.Main(name, "root", args, os.Stderr, func(home string, rest []string) (tcpserver.Handler, error) {
+		if len(rest) < 2 {
+			return nil, &tcpserver.UsageError{Msg: name + " --listen ADDR [options] -- hostname subprogram..."}
+		}
+		sessions := &pop3.PopupListener{
+			Hostname:      rest[0],
+			CertPath:      filepath.Join(home, "control", "servercert.pem"),
+			CheckPassword: rest[1:],
+			Log:           os.Stderr,
+			Name:          name,
+		}
+		return sessions.ServeConn, nil
+	})
 }

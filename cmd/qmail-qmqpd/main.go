@@ -17,8 +17,6 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -59,31 +57,11 @@ func fatal(err error) {
 }
 
 func listen(args []string) int {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	var opts tcpserver.Options
-	opts.AddFlags(fs, "qmaild")
-	if err := fs.Parse(args); err != nil {
-		return 100
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(os.Stderr, "%s: unexpected arguments: %q\n", name, fs.Args())
-		return 100
-	}
-	home := control.Home()
-	lns, err := opts.Listen(name, os.Stderr)
-	if err != nil {
-		fatal(err)
-	}
-	if err := os.Chdir(home); err != nil {
-		fatal(err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	sessions := &qmtp.Listener{Home: home, Log: os.Stderr, Name: name}
-	srv := opts.Server(name, os.Stderr, os.Environ())
-	srv.Handler = sessions.ServeQMQP
-	if err := srv.Serve(ctx, lns); err != nil {
-		fatal(err)
-	}
-	return 0
+	return tcpserver.Main(name, "qmaild", args, os.Stderr, func(home string, rest []string) (tcpserver.Handler, error) {
+		if len(rest) != 0 {
+			return nil, &tcpserver.UsageError{Msg: fmt.Sprintf("unexpected arguments: %q", rest)}
+		}
+		sessions := &qmtp.Listener{Home: home, Log: os.Stderr, Name: name}
+		return sessions.ServeQMQP, nil
+	})
 }

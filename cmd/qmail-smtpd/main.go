@@ -14,9 +14,6 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -52,31 +49,8 @@ func main() {
 }
 
 func listen(args []string) int {
-	fs := flag.NewFlagSet("qmail-smtpd", flag.ContinueOnError)
-	var opts tcpserver.Options
-	opts.AddFlags(fs, "qmaild")
-	fail := func(err error) int {
-		fmt.Fprintf(os.Stderr, "qmail-smtpd: fatal: %v\n", err)
-		return 111
-	}
-	if err := fs.Parse(args); err != nil {
-		return 100
-	}
-	home := control.Home()
-	lns, err := opts.Listen("qmail-smtpd", os.Stderr)
-	if err != nil {
-		return fail(err)
-	}
-	if err := os.Chdir(home); err != nil {
-		return fail(err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	sessions := &smtpd.Listener{Home: home, CheckPassword: fs.Args(), Log: os.Stderr}
-	srv := opts.Server("qmail-smtpd", os.Stderr, os.Environ())
-	srv.Handler = sessions.ServeConn
-	if err := srv.Serve(ctx, lns); err != nil {
-		return fail(err)
-	}
-	return 0
+	return tcpserver.Main("qmail-smtpd", "qmaild", args, os.Stderr, func(home string, checkpassword []string) (tcpserver.Handler, error) {
+		sessions := &smtpd.Listener{Home: home, CheckPassword: checkpassword, Log: os.Stderr}
+		return sessions.ServeConn, nil
+	})
 }
