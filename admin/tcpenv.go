@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/goqmail/goqmail/internal/getopt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -28,40 +29,20 @@ type TCPEnvOptions struct {
 // its word or the next word, "--" ends the options.
 func ParseTCPEnvArgs(args []string) (TCPEnvOptions, error) {
 	opt := TCPEnvOptions{Ident: true, Timeout: 30}
-	i := 0
-	for ; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			i++
-			break
-		}
-		if len(a) < 2 || a[0] != '-' {
-			break
-		}
-	letters:
-		for j := 1; j < len(a); j++ {
-			switch a[j] {
-			case 'r':
-				opt.Ident = true
-			case 'R':
-				opt.Ident = false
-			case 't':
-				v := a[j+1:]
-				if v == "" {
-					i++
-					if i >= len(args) {
-						return opt, errors.New("option -t needs a value")
-					}
-					v = args[i]
-				}
-				opt.Timeout, _ = scanDigits(v)
-				break letters
-			default:
-				return opt, fmt.Errorf("unknown option -%c", a[j])
-			}
+	g := getopt.New("tcp-env", args, "rRt:", nil)
+	for c := g.Next(); c != getopt.Done; c = g.Next() {
+		switch c {
+		case 'r':
+			opt.Ident = true
+		case 'R':
+			opt.Ident = false
+		case 't':
+			opt.Timeout, _ = scanDigits(g.Arg())
+		default:
+			return opt, errors.New("usage: tcp-env [-rR] [-t timeout] program [args...]")
 		}
 	}
-	opt.Program = args[i:]
+	opt.Program = g.Rest()
 	if len(opt.Program) == 0 {
 		return opt, errors.New("usage: tcp-env [-rR] [-t timeout] program [args...]")
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/goqmail/goqmail/internal/ascii"
+	"github.com/goqmail/goqmail/internal/getopt"
 	"io"
 	"os"
 	"strconv"
@@ -155,8 +156,8 @@ func (in *injector) run() error {
 	strategy := recipDefault
 	g := newGetopt(in.inv.Args, "aAhHnNf:", in.inv.Stderr)
 	for {
-		opt := g.next()
-		if opt == done {
+		opt := g.Next()
+		if opt == getopt.Done {
 			break
 		}
 		switch opt {
@@ -173,14 +174,14 @@ func (in *injector) run() error {
 		case 'N':
 			in.queueIt = true
 		case 'f':
-			if err := in.setSender(g.arg); err != nil {
+			if err := in.setSender(g.Arg()); err != nil {
 				return err
 			}
 		default:
 			return &exitError{code: exitPerm}
 		}
 	}
-	args := g.rest()
+	args := g.Rest()
 	if strategy == recipDefault {
 		strategy = recipHeader
 		if len(args) > 0 {

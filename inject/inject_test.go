@@ -249,48 +249,6 @@ func TestFieldNames(t *testing.T) {
 	}
 }
 
-func TestGetopt(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string // options seen, "x=arg" for arguments, then "|" and the rest
-		err  string
-	}{
-		{[]string{"p", "-a", "-h", "x"}, "a h |x", ""},
-		{[]string{"p", "-ahfS", "x"}, "a h f=S |x", ""},
-		{[]string{"p", "-f", "S", "-n", "--", "-a"}, "f=S n |-a", ""},
-		{[]string{"p", "-", "-a"}, "|- -a", ""},
-		{[]string{"p", "x", "-a"}, "|x -a", ""},
-		{[]string{"p", "-f"}, "? ", "p: option requires an argument -- f\n"},
-		{[]string{"/usr/bin/p", "-q"}, "? ", "p: illegal option -- q\n"},
-		{[]string{"p", "-f", ""}, "f= |", ""},
-	} {
-		var errb bytes.Buffer
-		g := newGetopt(tc.args, "ahnf:", &errb)
-		var got strings.Builder
-		for {
-			c := g.next()
-			if c == done {
-				got.WriteString("|" + strings.Join(g.rest(), " "))
-				break
-			}
-			got.WriteByte(byte(c))
-			if c == 'f' {
-				got.WriteString("=" + g.arg)
-			}
-			got.WriteByte(' ')
-			if c == '?' {
-				break
-			}
-		}
-		if got.String() != tc.want {
-			t.Errorf("%q: got %q, want %q", tc.args, got.String(), tc.want)
-		}
-		if errb.String() != tc.err {
-			t.Errorf("%q: stderr %q, want %q", tc.args, errb.String(), tc.err)
-		}
-	}
-}
-
 func TestDateAndMessageID(t *testing.T) {
 	now := time.Date(1995, 9, 26, 4, 46, 53, 0, time.FixedZone("X", 3600))
 	if got, want := dateField(now), "Date: 26 Sep 1995 03:46:53 -0000\n"; got != want {

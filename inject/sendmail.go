@@ -2,6 +2,7 @@ package inject
 
 import (
 	"fmt"
+	"github.com/goqmail/goqmail/internal/getopt"
 	"io"
 	"strings"
 )
@@ -64,28 +65,28 @@ func RunSendmail(s Sendmail) int {
 	sender, haveSender := "", false
 	g := newGetopt(s.Args, sendmailOpts, s.Stderr)
 	for {
-		opt := g.next()
-		if opt == done {
+		opt := g.Next()
+		if opt == getopt.Done {
 			break
 		}
 		switch opt {
 		case 't':
 			fromHeader = true
 		case 'f', 'r':
-			sender, haveSender = g.arg, true
+			sender, haveSender = g.Arg(), true
 		case 'F':
-			env.set("MAILNAME", g.arg)
+			env.set("MAILNAME", g.Arg())
 		case 'E', 'J': // Sony NEWS-OS: an optional argument in the same word
-			g.skipWord()
+			g.SkipWord()
 		case 'B', 'p', 'v', 'i', 'x', 'm', 'e', 'o':
 			// qmail has one delivery mode and one error mode; these
 			// change nothing.
 		case 'b':
 			switch {
-			case strings.HasPrefix(g.arg, "m"):
-			case strings.HasPrefix(g.arg, "p"):
+			case strings.HasPrefix(g.Arg(), "m"):
+			case strings.HasPrefix(g.Arg(), "p"):
 				return mailq()
-			case strings.HasPrefix(g.arg, "s"):
+			case strings.HasPrefix(g.Arg(), "s"):
 				return smtpd()
 			default:
 				return fail(exitPerm, sendmailUsage)
@@ -94,7 +95,7 @@ func RunSendmail(s Sendmail) int {
 			return fail(exitPerm, sendmailUsage)
 		}
 	}
-	switch g.prog {
+	switch g.Prog() {
 	case "mailq":
 		return mailq()
 	case "newaliases":
@@ -109,7 +110,7 @@ func RunSendmail(s Sendmail) int {
 		senderEnv(&env, sender)
 	}
 	argv = append(argv, "--")
-	argv = append(argv, g.rest()...)
+	argv = append(argv, g.Rest()...)
 	return run("bin/qmail-inject", argv)
 }
 

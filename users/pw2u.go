@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/goqmail/goqmail/internal/ascii"
+	"github.com/goqmail/goqmail/internal/getopt"
 	"io"
 	"io/fs"
 	"os"
@@ -41,43 +42,29 @@ var ErrUsage = errors.New("usage: qmail-pw2u [-/ohHuUC] [-c char]")
 // non-option ending the options; later options override earlier ones.
 func ParsePW2UArgs(args []string) (PW2UOptions, error) {
 	opts := PW2UOptions{DashColon: "-:", Home: HomeSkip, Break: string(Break)}
-	for i := 0; i < len(args); i++ {
-		arg := args[i]
-		if arg == "--" || len(arg) < 2 || arg[0] != '-' {
-			break
-		}
-		for j := 1; j < len(arg); j++ {
-			switch arg[j] {
-			case '/':
-				opts.DashColon = "-/:"
-			case 'o':
-				opts.Home = HomeSkip
-			case 'h':
-				opts.Home = HomeStop
-			case 'H':
-				opts.Home = HomeIgnore
-			case 'u':
-				opts.AllowUpper = true
-			case 'U':
-				opts.AllowUpper = false
-			case 'C':
-				opts.Break = ""
-			case 'c':
-				value := arg[j+1:]
-				if value == "" {
-					i++
-					if i == len(args) {
-						return opts, ErrUsage
-					}
-					value = args[i]
-				}
-				// qmail keeps the first character; an empty argument
-				// disables extensions like -C.
-				opts.Break = value[:min(1, len(value))]
-				j = len(arg)
-			default:
-				return opts, ErrUsage
-			}
+	g := getopt.New("qmail-pw2u", args, "/ohHuUc:C", nil)
+	for c := g.Next(); c != getopt.Done; c = g.Next() {
+		switch c {
+		case '/':
+			opts.DashColon = "-/:"
+		case 'o':
+			opts.Home = HomeSkip
+		case 'h':
+			opts.Home = HomeStop
+		case 'H':
+			opts.Home = HomeIgnore
+		case 'u':
+			opts.AllowUpper = true
+		case 'U':
+			opts.AllowUpper = false
+		case 'C':
+			opts.Break = ""
+		case 'c':
+			// qmail keeps the first character; an empty argument
+			// disables extensions like -C.
+			opts.Break = g.Arg()[:min(1, len(g.Arg()))]
+		default:
+			return opts, ErrUsage
 		}
 	}
 	return opts, nil

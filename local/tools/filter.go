@@ -3,46 +3,13 @@ package tools
 import (
 	"bufio"
 	"fmt"
+	"github.com/goqmail/goqmail/internal/getopt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/goqmail/goqmail/local"
 )
-
-// getopt reads single-letter options from the front of args the way
-// qmail's sgetopt does: clusters like -fr, "--" ends the options, and
-// the first non-option argument ends them too. It returns the options in
-// order, the remaining arguments, and false on an unknown letter.
-func getopt(args []string, letters string) (opts []byte, rest []string, ok bool) {
-	i := 0
-	for ; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			i++
-			break
-		}
-		if len(a) < 2 || a[0] != '-' {
-			break
-		}
-		for j := 1; j < len(a); j++ {
-			if !containsByte(letters, a[j]) {
-				return nil, nil, false
-			}
-			opts = append(opts, a[j])
-		}
-	}
-	return opts, args[i:], true
-}
-
-func containsByte(s string, c byte) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return true
-		}
-	}
-	return false
-}
 
 // pipeInto runs argv with a pipe as its stdin, writes prefix and then
 // our stdin into it, and returns the child's exit code. It is the common
@@ -92,12 +59,9 @@ func Preline(args []string, p IO) int {
 	if !ok1 || !ok2 || !ok3 {
 		return usage()
 	}
-	opts, argv, ok := getopt(args, "frdFRD")
-	if !ok || len(argv) == 0 {
-		return usage()
-	}
 	useUF, useRP, useDT := true, true, true
-	for _, o := range opts {
+	g := getopt.New("preline", args, "frdFRD", nil)
+	for o := g.Next(); o != getopt.Done; o = g.Next() {
 		switch o {
 		case 'f', 'F':
 			useUF = o == 'F'
@@ -105,7 +69,13 @@ func Preline(args []string, p IO) int {
 			useRP = o == 'R'
 		case 'd', 'D':
 			useDT = o == 'D'
+		default:
+			return usage()
 		}
+	}
+	argv := g.Rest()
+	if len(argv) == 0 {
+		return usage()
 	}
 	prefix := ""
 	if useUF {

@@ -123,20 +123,6 @@ func TestDateLine(t *testing.T) {
 	}
 }
 
-func TestGetopt(t *testing.T) {
-	opts, rest, ok := getopt([]string{"-fr", "-D", "--", "-x", "y"}, "frdFRD")
-	if !ok || string(opts) != "frD" || !reflect.DeepEqual(rest, []string{"-x", "y"}) {
-		t.Errorf("getopt = %q %q %v", opts, rest, ok)
-	}
-	opts, rest, ok = getopt([]string{"cmd", "-f"}, "f")
-	if !ok || len(opts) != 0 || !reflect.DeepEqual(rest, []string{"cmd", "-f"}) {
-		t.Errorf("getopt stops at first argument: %q %q %v", opts, rest, ok)
-	}
-	if _, _, ok := getopt([]string{"-z"}, "f"); ok {
-		t.Error("unknown option accepted")
-	}
-}
-
 func TestFromLine(t *testing.T) {
 	when := time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC)
 	for in, want := range map[string]string{
