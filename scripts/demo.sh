@@ -33,6 +33,23 @@ printf '=demo:demo:%s:%s:%s:::\n.\n' "$uid" "$gid" "$USERHOME" >"$QMAILHOME/user
 	qmail-start ./Maildir/) >"$DEMO/qmail-send.log" 2>&1 &
 echo $! >"$DEMO/qmail-send.pid"
 
+# The SMTP server, as a standalone listener on a free loopback port.
+(cd "$QMAILHOME" && exec env - PATH="$QMAILHOME/bin:/usr/bin:/bin" QMAILHOME="$QMAILHOME" \
+	qmail-smtpd --listen 127.0.0.1:0 -l "$ME") >"$DEMO/qmail-smtpd.log" 2>&1 &
+echo $! >"$DEMO/qmail-smtpd.pid"
+i=0
+until grep -q 'listening on' "$DEMO/qmail-smtpd.log" 2>/dev/null; do
+	i=$((i + 1))
+	if [ $i -gt 100 ]; then
+		echo "demo: qmail-smtpd did not start:" >&2
+		cat "$DEMO/qmail-smtpd.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+SMTP=$(sed -n 's/.*listening on //p' "$DEMO/qmail-smtpd.log" | head -n 1)
+PORT=${SMTP##*:}
+
 printf 'To: demo@%s\nSubject: hello from goqmail\n\nIt works: this message went through\nsendmail, qmail-inject, qmail-queue, qmail-send and qmail-local.\n' "$ME" |
 	"$QMAILHOME/bin/sendmail" -t
 
@@ -54,11 +71,15 @@ echo "== qmail-send's log ($DEMO/qmail-send.log):"
 cat "$DEMO/qmail-send.log"
 cat <<MSG
 
-goqmail is running in $DEMO (queue manager pid $(cat "$DEMO/qmail-send.pid")).
-Send more mail:
+goqmail is running in $DEMO: the queue manager (pid $(cat "$DEMO/qmail-send.pid"))
+and qmail-smtpd listening on $SMTP (pid $(cat "$DEMO/qmail-smtpd.pid")).
+Send more mail, locally or over SMTP:
   export QMAILHOME=$QMAILHOME
   echo 'Subject: again' | \$QMAILHOME/bin/sendmail demo@$ME
+  swaks --server 127.0.0.1 --port $PORT --to demo@$ME
+  python3 -c 'import smtplib; smtplib.SMTP("127.0.0.1", $PORT).sendmail("you@example.org", ["demo@$ME"], "Subject: hi\\n\\nhello\\n")'
   ls $USERHOME/Maildir/new
+Logs: $DEMO/qmail-send.log and $DEMO/qmail-smtpd.log.
 Stop it and clean up:
-  kill \$(cat $DEMO/qmail-send.pid); rm -rf $DEMO
+  kill \$(cat $DEMO/qmail-send.pid $DEMO/qmail-smtpd.pid); rm -rf $DEMO
 MSG
