@@ -68,24 +68,18 @@ func (s *Sender) startDeliveries() {
 // with many recipients costs one record of memory.
 func (s *Sender) openPass(c int) *pass {
 	now := s.now()
-	var due *message
-	for _, m := range s.msgs {
-		if !m.pending[c] || m.pass[c] != nil || m.next[c].After(now) {
-			continue
-		}
-		if due == nil || m.next[c].Before(due.next[c]) || (m.next[c].Equal(due.next[c]) && m.id < due.id) {
-			due = m
-		}
-	}
-	if due == nil {
+	due := s.waiting[c].first()
+	if due == nil || due.next[c].After(now) {
 		return nil
 	}
 	f, err := os.Open(s.path(chanDir[c], due.id))
 	if err != nil {
 		s.log.line("warning: trouble opening ", s.relPath(chanDir[c], due.id), "; will try again later")
 		due.next[c] = now.Add(sleepSysFail)
+		s.schedule(due, c)
 		return nil
 	}
+	s.unschedule(due, c)
 	p := &pass{msg: due, c: c, retry: nextRetry(due.birth, now, c), dying: now.After(due.birth.Add(s.set.lifetime)),
 		file: f, rr: queue.NewRecordReader(f, maxChanRecord)}
 	due.pass[c] = p
@@ -214,11 +208,13 @@ func (s *Sender) finishPass(p *pass) {
 	m.pass[c] = nil
 	if p.deferred {
 		m.next[c] = p.retry
+		s.schedule(m, c)
 		return
 	}
 	if err := os.Remove(s.path(chanDir[c], m.id)); err != nil && !os.IsNotExist(err) {
 		s.log.line("warning: unable to unlink ", s.relPath(chanDir[c], m.id), "; will try again later")
 		m.next[c] = s.now().Add(sleepSysFail)
+		s.schedule(m, c)
 		return
 	}
 	m.pending[c] = false

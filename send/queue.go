@@ -32,6 +32,9 @@ func (s *Sender) preprocess(id uint64) {
 		if m.pass[chanLocal] != nil || m.pass[chanRemote] != nil {
 			return // qmail-clean failed earlier; wait for the passes
 		}
+		for c := 0; c < numChannels; c++ {
+			s.unschedule(m, c)
+		}
 		delete(s.msgs, id)
 	}
 	delete(s.complete, id)
@@ -170,6 +173,7 @@ func (s *Sender) preprocess(id uint64) {
 		if chanFiles[c] != nil {
 			m.pending[c] = true
 			m.next[c] = now
+			s.schedule(m, c)
 		}
 	}
 	s.msgs[id] = m
@@ -204,6 +208,7 @@ func (s *Sender) scanInfo() {
 				if err == nil {
 					m.pending[c] = true
 					m.next[c] = st.ModTime()
+					s.schedule(m, c)
 				}
 			}
 			s.msgs[id] = m

@@ -133,6 +133,9 @@ type message struct {
 	pending [numChannels]bool
 	next    [numChannels]time.Time // next attempt of a pending channel
 	pass    [numChannels]*pass     // the running pass, if any
+	// due[c] is 1 + the position in Sender.waiting[c] while the channel
+	// waits for a pass, 0 otherwise.
+	due [numChannels]int
 }
 
 // pass is one pass over one channel file of one message.
@@ -188,6 +191,9 @@ type Sender struct {
 	used  [numChannels]int
 	alive [numChannels]bool
 	cur   [numChannels]*pass // the pass whose records are being started
+	// waiting[c] orders the messages whose channel c file waits for a
+	// pass by next attempt (schedule.go).
+	waiting [numChannels]dueQueue
 	// complete lists messages whose channels are all done but whose
 	// completion failed, with the time to try again.
 	complete    map[uint64]time.Time
@@ -349,11 +355,9 @@ func (s *Sender) wakeup() time.Duration {
 		next = s.nextCleanup
 	}
 	if !s.exitASAP {
-		for _, m := range s.msgs {
-			for c := 0; c < numChannels; c++ {
-				if m.pending[c] && m.pass[c] == nil && m.next[c].Before(next) {
-					next = m.next[c]
-				}
+		for c := range s.waiting {
+			if m := s.waiting[c].first(); m != nil && m.next[c].Before(next) {
+				next = m.next[c]
 			}
 		}
 	}
@@ -394,6 +398,7 @@ func (s *Sender) handle(ev event) {
 					m.next[c] = now
 				}
 			}
+			s.rescheduleAll()
 			for id := range s.complete {
 				s.complete[id] = now
 			}
