@@ -422,7 +422,8 @@ func TestImplicitTLS465(t *testing.T) {
 	sess := &session{ctl: cfg.ctl, timeout: 30 * time.Second, partner: "127.0.0.1", fqdn: "mx.test.example",
 		helohost: cfg.helohost, route: Route{Port: 465}, implicit: true, sender: d.Sender,
 		recipients: d.Recipients, message: d.Message, size: -1}
-	sess.setConn(deadlineConn{Conn: conn, timeout: 30 * time.Second})
+	sess.tcp = &deadlineConn{Conn: conn, timeout: 30 * time.Second}
+	sess.setConn(sess.tcp)
 	o := sess.run()
 	if o.Kind != 'K' || !strings.HasPrefix(o.Text, "127.0.0.1 accepted message.\n") || !sess.tlsOn {
 		t.Fatalf("outcome %c%q, TLS %v", o.Kind, o.Text, sess.tlsOn)
@@ -648,6 +649,10 @@ func TestTCPTOTools(t *testing.T) {
 	tt.Record(netip.MustParseAddr("192.0.2.9"), true)
 	tt.now = func() time.Time { return now.Add(-30 * time.Second) }
 	tt.Record(netip.MustParseAddr("198.51.100.1"), true)
+	// Written by a clock an hour ahead: tcpto.c's 64-bit unsigned
+	// arithmetic shows a huge age.
+	tt.now = func() time.Time { return now.Add(time.Hour) }
+	tt.Record(netip.MustParseAddr("203.0.113.5"), true)
 	run := func(name string) string {
 		cmd := exec.Command(testenv.Program(t, name))
 		cmd.Env = append(os.Environ(), "QMAILHOME="+home)
@@ -659,8 +664,9 @@ func TestTCPTOTools(t *testing.T) {
 	}
 	out := run("qmail-tcpto")
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "192.0.2.9 timed out 2") || !strings.HasSuffix(lines[0], " seconds ago; # recent timeouts: 1") ||
-		!strings.HasPrefix(lines[1], "198.51.100.1 timed out ") {
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "192.0.2.9 timed out 2") || !strings.HasSuffix(lines[0], " seconds ago; # recent timeouts: 1") ||
+		!strings.HasPrefix(lines[1], "198.51.100.1 timed out ") ||
+		!strings.HasPrefix(lines[2], "203.0.113.5 timed out 184467440737095") {
 		t.Fatalf("qmail-tcpto: %q", out)
 	}
 	if out := run("qmail-tcpok"); out != "" {
@@ -700,4 +706,61 @@ func TestSTARTTLSHandshakeFailure(t *testing.T) {
 	if got := p.Received(); len(got) != 0 {
 		t.Fatalf("peer got %+v", got)
 	}
+}
+
+// TestOneFinalDot: after the message's final dot the client says only
+// QUIT. A second "." after the data would reach the peer as a command of
+// its own.
+func TestOneFinalDot(t *testing.T) {
+	t.Parallel()
+	p := testsmtp.Listen(t, "127.0.0.1", nil)
+	home := routedHome(t, literalRoute(p))
+	reports := testsmtp.RunRemote(t, home, "Subject: x\n\nbody\n", "dest.example", "f@testhost.example", "t@dest.example")
+	wantReports(t, reports, "r", "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 OK: queued\n")
+	wire := p.Wire()
+	if want := "DATA\r\nSubject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n"; !strings.HasSuffix(wire, want) {
+		t.Fatalf("wire ends %q, want %q", wire[max(0, len(wire)-60):], want)
+	}
+}
+
+// TestDrippingGreeting: a peer that sends its greeting a byte at a time,
+// each byte well within timeoutremote, must not hold the delivery
+// longer than timeoutremote for the whole reply (qmail-control: "wait
+// for each response").
+func TestDrippingGreeting(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		for _, c := range []byte("220-" + strings.Repeat("x", 12)) {
+			if _, err := conn.Write([]byte{c}); err != nil {
+				return
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		// A client still listening gets a complete greeting, then
+		// refusals: its report would say "my name was rejected".
+		conn.Write([]byte("\r\n220 ok\r\n"))
+		buf := make([]byte, 512)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				return
+			}
+			if _, err := conn.Write([]byte("421 go away\r\n")); err != nil {
+				return
+			}
+		}
+	}()
+	home := routedHome(t, fmt.Sprintf("[127.0.0.1]:%d", ln.Addr().(*net.TCPAddr).Port))
+	testenv.WriteControl(t, home, "timeoutremote", "1\n")
+	reports := testsmtp.RunRemote(t, home, "x\n", "dest.example", "f@testhost.example", "t@dest.example")
+	wantReports(t, reports, "ZConnected to 127.0.0.1 but connection died. (#4.4.2)\n")
 }

@@ -102,8 +102,8 @@ func readSettings(home string) (*settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.timeout = time.Duration(max(remote, 1)) * time.Second
-	s.connectTimeout = time.Duration(max(connect, 1)) * time.Second
+	s.timeout = controlSeconds(remote)
+	s.connectTimeout = controlSeconds(connect)
 	helo, ok, err := ctl.Line("helohost")
 	if err != nil {
 		return nil, err
@@ -132,6 +132,18 @@ func readSettings(home string) (*settings, error) {
 	}
 	s.ipv6 = !ok || v6 != "0"
 	return s, nil
+}
+
+// maxControlSeconds caps timeouts read from control files: a larger
+// number of seconds overflows time.Duration and would become a deadline
+// in the past, failing every delivery where qmail waits practically
+// forever.
+const maxControlSeconds = 1 << 31
+
+// controlSeconds turns a timeout control file's value into a duration of
+// at least a second.
+func controlSeconds(n int) time.Duration {
+	return time.Duration(min(max(n, 1), maxControlSeconds)) * time.Second
 }
 
 func (d *Delivery) deliver() ([]recipientReport, *Outcome) {
@@ -270,7 +282,8 @@ func (d *Delivery) deliver() ([]recipientReport, *Outcome) {
 				return nil, noControl
 			}
 		}
-		s.setConn(deadlineConn{Conn: conn, timeout: cfg.timeout})
+		s.tcp = &deadlineConn{Conn: conn, timeout: cfg.timeout}
+		s.setConn(s.tcp)
 		o := s.run()
 		conn.Close()
 		return s.reports, o

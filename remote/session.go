@@ -34,20 +34,28 @@ type recipientReport struct {
 }
 
 // deadlineConn applies qmail's timeoutread/timeoutwrite: every single
-// read and write must finish within timeout.
+// read and write must finish within timeout. While a reply is awaited,
+// replyBy also bounds the reads: qmail-control(5) gives timeoutremote
+// for each response, and a peer dripping a byte at a time must not
+// stretch one reply without end.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+	replyBy time.Time // zero: no reply pending
 }
 
-func (c deadlineConn) Read(p []byte) (int, error) {
-	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	deadline := time.Now().Add(c.timeout)
+	if !c.replyBy.IsZero() && c.replyBy.Before(deadline) {
+		deadline = c.replyBy
+	}
+	if err := c.Conn.SetReadDeadline(deadline); err != nil {
 		return 0, err
 	}
 	return c.Conn.Read(p)
 }
 
-func (c deadlineConn) Write(p []byte) (int, error) {
+func (c *deadlineConn) Write(p []byte) (int, error) {
 	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
@@ -57,7 +65,8 @@ func (c deadlineConn) Write(p []byte) (int, error) {
 // session is one SMTP conversation with one connected address.
 type session struct {
 	ctl      *control.Files
-	conn     net.Conn // the current transport: TCP, later TLS
+	conn     net.Conn      // the current transport: TCP, later TLS
+	tcp      *deadlineConn // the TCP connection under conn, for reply deadlines
 	r        *bufio.Reader
 	w        *bufio.Writer
 	timeout  time.Duration
@@ -133,6 +142,10 @@ func (s *session) command(line string) *Outcome {
 
 // reply reads the next reply into s.last.
 func (s *session) reply() (int, *Outcome) {
+	if s.tcp != nil {
+		s.tcp.replyBy = time.Now().Add(s.timeout)
+		defer func() { s.tcp.replyBy = time.Time{} }()
+	}
 	rep, err := readReply(s.r)
 	if err != nil {
 		return 0, s.dropped()
@@ -339,6 +352,7 @@ func (s *session) transaction(mailParams string) *Outcome {
 		}
 		return s.dropped()
 	}
+	// From the final dot on, a lost connection may follow a delivery.
 	s.critical = true
 	if _, err := s.w.WriteString(".\r\n"); err != nil {
 		return s.dropped()

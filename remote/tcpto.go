@@ -104,8 +104,11 @@ func (t *TCPTO) Skip(addr netip.Addr) bool {
 		}
 		t.wasThere = true
 		if rec[4] >= 2 {
-			when := int64(binary.LittleEndian.Uint32(rec[8:12]))
-			if t.now().Unix()-when < int64((60+(t.pid&31))<<6) {
+			// A timeout "in the future" (the clock was ahead when it
+			// was written) is not recent: tcpto.c's unsigned
+			// subtraction made it huge.
+			ago := t.now().Unix() - int64(binary.LittleEndian.Uint32(rec[8:12]))
+			if ago >= 0 && ago < int64((60+(t.pid&31))<<6) {
 				return true
 			}
 		}
@@ -188,7 +191,7 @@ type TimeoutEntry struct {
 	Addr  netip.Addr
 	Count int
 	// Ago is how long ago the last timeout was, in seconds (qmail
-	// prints it unsigned).
+	// prints it as a 64-bit unsigned number, huge when negative).
 	Ago int64
 }
 

@@ -3,6 +3,7 @@ package remote
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net/netip"
@@ -91,16 +92,16 @@ func TestWriteBody(t *testing.T) {
 		name, in, want string
 		err            error
 	}{
-		{"empty", "", ".\r\n", nil},
-		{"lines", "a\nb\n", "a\r\nb\r\n.\r\n", nil},
-		{"dot stuffing", ".\n..x\n.\n", "..\r\n...x\r\n..\r\n.\r\n", nil},
-		{"crlf in queue", "a\r\nb\r\n", "a\r\nb\r\n.\r\n", nil},
-		{"bare CR is a line end", "a\rb\n", "a\r\nb\r\n.\r\n", nil},
-		{"smuggle LF dot LF", "x\n.\nMAIL FROM:<a@b>\n", "x\r\n..\r\nMAIL FROM:<a@b>\r\n.\r\n", nil},
-		{"smuggle CR dot CR", "x\r.\rMAIL FROM:<a@b>\r\n", "x\r\n..\r\nMAIL FROM:<a@b>\r\n.\r\n", nil},
-		{"smuggle CRLF dot CR", "x\r\n.\rDATA\n", "x\r\n..\r\nDATA\r\n.\r\n", nil},
-		{"CR CR LF", "a\r\r\n", "a\r\n\r\n.\r\n", nil},
-		{"8bit and NUL kept", "\xff\x00\n", "\xff\x00\r\n.\r\n", nil},
+		{"empty", "", "", nil},
+		{"lines", "a\nb\n", "a\r\nb\r\n", nil},
+		{"dot stuffing", ".\n..x\n.\n", "..\r\n...x\r\n..\r\n", nil},
+		{"crlf in queue", "a\r\nb\r\n", "a\r\nb\r\n", nil},
+		{"bare CR is a line end", "a\rb\n", "a\r\nb\r\n", nil},
+		{"smuggle LF dot LF", "x\n.\nMAIL FROM:<a@b>\n", "x\r\n..\r\nMAIL FROM:<a@b>\r\n", nil},
+		{"smuggle CR dot CR", "x\r.\rMAIL FROM:<a@b>\r\n", "x\r\n..\r\nMAIL FROM:<a@b>\r\n", nil},
+		{"smuggle CRLF dot CR", "x\r\n.\rDATA\n", "x\r\n..\r\nDATA\r\n", nil},
+		{"CR CR LF", "a\r\r\n", "a\r\n\r\n", nil},
+		{"8bit and NUL kept", "\xff\x00\n", "\xff\x00\r\n", nil},
 		{"partial", "a\nb", "", errPartialLine},
 		{"partial CR", "a\r", "", errPartialLine},
 	}
@@ -199,6 +200,7 @@ func FuzzWriteBody(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		got += ".\r\n" // the session's final dot
 		checkWire(t, got)
 		if a, b := unstuff(got), queueLines(string(msg)); strings.Join(a, "\n") != strings.Join(b, "\n") || len(a) != len(b) {
 			t.Fatalf("message changed: %q -> %q", msg, got)
@@ -471,4 +473,75 @@ func FuzzSMTPAddress(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTCPTOHostileTable: records written by a clock that was ahead, or by
+// anything else, and short files. tcpto.c computes now - when unsigned,
+// so a timeout "in the future" is never recent: it must not keep the
+// address from being tried until the clock catches up.
+func TestTCPTOHostileTable(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time { return now }
+	a := netip.MustParseAddr("192.0.2.7")
+	record := func(count byte, when int64) []byte {
+		rec := make([]byte, 16)
+		copy(rec, []byte{192, 0, 2, 7, count})
+		binary.LittleEndian.PutUint32(rec[8:], uint32(when))
+		return rec
+	}
+	tests := []struct {
+		name  string
+		table []byte
+		skip  bool
+	}{
+		{"recent", append(record(2, now.Unix()-10), make([]byte, 1008)...), true},
+		{"future by a day", append(record(2, now.Unix()+86400), make([]byte, 1008)...), false},
+		{"far future", append(record(10, 0xffffffff), make([]byte, 1008)...), false},
+		{"short file", record(2, now.Unix()-10)[:15], false},
+		{"one record and a half", append(record(2, now.Unix()-10), 1, 2, 3), true},
+		{"empty", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tcpto")
+			if err := os.WriteFile(path, tc.table, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tt := NewTCPTO(path, 0, clock)
+			if got := tt.Skip(a); got != tc.skip {
+				t.Fatalf("Skip = %v, want %v", got, tc.skip)
+			}
+			tt.Record(a, true)
+			tt.Record(netip.MustParseAddr("198.51.100.1"), true)
+			if raw, _ := os.ReadFile(path); len(raw) != len(tc.table) {
+				t.Fatalf("table grew from %d to %d bytes", len(tc.table), len(raw))
+			}
+		})
+	}
+}
+
+// TestHugeTimeouts: timeouts too large for time.Duration are
+// practically infinite, never negative.
+func TestHugeTimeouts(t *testing.T) {
+	for _, value := range []string{"99999999999", "99999999999999999999999", "0", "1200"} {
+		t.Run(value, func(t *testing.T) {
+			home := t.TempDir()
+			dir := filepath.Join(home, "control")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for name, text := range map[string]string{"me": "a.example\n", "timeoutremote": value + "\n", "timeoutconnect": value + "\n"} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg, err := readSettings(home)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.timeout < time.Second || cfg.connectTimeout < time.Second {
+				t.Fatalf("timeouts %v, %v", cfg.timeout, cfg.connectTimeout)
+			}
+		})
+	}
 }

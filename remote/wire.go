@@ -18,8 +18,9 @@ type readError struct{ err error }
 func (e *readError) Error() string { return fmt.Sprintf("reading message: %v", e.err) }
 func (e *readError) Unwrap() error { return e.err }
 
-// writeBody copies the queued message src to the DATA stream dst,
-// ending with the terminating ".\r\n".
+// writeBody copies the queued message src to the DATA stream dst. The
+// terminating ".\r\n" is the caller's: the delivery becomes critical
+// (a drop may duplicate) as soon as the dot is on its way.
 //
 // qmail-remote sent queue bytes nearly untouched: LF became CRLF, but a
 // CR stayed wherever it was, so a queued "\r.\r" or "\r\n.\r\n" reached
@@ -73,8 +74,5 @@ func writeBody(dst *bufio.Writer, src io.Reader) error {
 	if last != '\n' {
 		return errPartialLine
 	}
-	if _, err := dst.WriteString(".\r\n"); err != nil {
-		return err
-	}
-	return dst.Flush()
+	return nil
 }

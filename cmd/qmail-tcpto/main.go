@@ -22,7 +22,7 @@ func main() {
 		os.Exit(111)
 	}
 	for _, e := range entries {
-		fmt.Fprintf(out, "%s timed out %d seconds ago; # recent timeouts: %d\n", e.Addr, uint32(e.Ago), e.Count)
+		fmt.Fprintf(out, "%s timed out %d seconds ago; # recent timeouts: %d\n", e.Addr, uint64(e.Ago), e.Count)
 	}
 	if err := out.Flush(); err != nil {
 		os.Exit(111)
