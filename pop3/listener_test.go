@@ -1,6 +1,7 @@
 package pop3_test
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"os"
@@ -166,5 +167,46 @@ func TestPopupListenerUsage(t *testing.T) {
 		if code := cmd.ProcessState.ExitCode(); code != 100 {
 			t.Errorf("qmail-popup %q: exit %d, want 100\n%s", args, code, out)
 		}
+	}
+}
+
+// TestPopupListenerStopEndsLoggedInSession: on TERM, a logged-in session
+// (qmail-pop3d running on a copy of the socket) that stays idle is ended
+// after -grace rather than after the 1200 s timeout; the listener exits
+// 0 and, as the client never sent QUIT, the message it marked deleted is
+// still there.
+func TestPopupListenerStopEndsLoggedInSession(t *testing.T) {
+	t.Parallel()
+	w, md, _, env, chain := listenerChain(t)
+	before := strings.Join(listFiles(t, md), " ")
+	l := startPopupListener(t, w.popup, env, append([]string{"-grace", "1ms"}, chain...)...)
+	conn, err := net.Dial("tcp", l.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	say := func(cmd, want string) {
+		t.Helper()
+		if cmd != "" {
+			io.WriteString(conn, cmd+"\r\n")
+		}
+		line, err := r.ReadString('\n')
+		if !strings.HasPrefix(line, want) {
+			t.Fatalf("after %q got %q (%v), want %q...", cmd, line, err, want)
+		}
+	}
+	say("", "+OK <")
+	say("USER bob", "+OK ")
+	say("PASS s3cret", "+OK ")
+	say("DELE 1", "+OK ")
+	if _, err := l.Stop(); err != nil {
+		t.Errorf("exit after TERM: %v", err)
+	}
+	if rest, _ := io.ReadAll(r); len(rest) != 0 {
+		t.Errorf("client got %q after the stop", rest)
+	}
+	if after := strings.Join(listFiles(t, md), " "); after != before {
+		t.Errorf("maildir %q became %q without QUIT", before, after)
 	}
 }

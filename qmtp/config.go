@@ -47,6 +47,11 @@ type Config struct {
 	OpenQueue func() (Queue, error)
 	Timeout   time.Duration    // whole-connection limit; 0 = ConnectionTimeout
 	Now       func() time.Time // nil = time.Now
+	// Hold keeps a stopping listener from closing the connection until
+	// release is called (tcpserver.Holder); it is taken before
+	// qmail-queue's status is known and released once the reply is
+	// written. nil when nothing can close the connection under us.
+	Hold func() (release func())
 }
 
 // LoadConfig reads the control files of home (rcpthosts, morercpthosts.cdb,
@@ -77,6 +82,13 @@ func LoadConfig(home string, lookup smtpd.LookupEnv) (*Config, error) {
 // Close releases what LoadConfig opened (morercpthosts.cdb), for a
 // process that serves many connections.
 func (c *Config) Close() error { return c.RcptHosts.Close() }
+
+func (c *Config) hold() (release func()) {
+	if c.Hold == nil {
+		return func() {}
+	}
+	return c.Hold()
+}
 
 func (c *Config) now() time.Time {
 	if c.Now != nil {

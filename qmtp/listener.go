@@ -33,6 +33,7 @@ func (l *Listener) ServeQMTP(conn net.Conn, env map[string]string) {
 	}
 	defer cfg.Close()
 	cfg.OpenQueue = l.queueOpener(env)
+	cfg.Hold = holdOf(conn)
 	if code, err := ServeQMTP(conn, cfg); err != nil && code != ExitOK {
 		l.logf(env, "%v", err)
 	}
@@ -44,6 +45,7 @@ func (l *Listener) ServeQMQP(conn net.Conn, env map[string]string) {
 	cfg := &Config{
 		Env:       smtpd.ReadEnviron(lookupIn(env)),
 		OpenQueue: l.queueOpener(env),
+		Hold:      holdOf(conn),
 	}
 	if code, err := ServeQMQP(conn, cfg); err != nil && code != ExitOK {
 		l.logf(env, "%v", err)
@@ -61,6 +63,14 @@ func (l *Listener) queueOpener(env map[string]string) func() (Queue, error) {
 		}
 		return q, nil
 	}
+}
+
+// holdOf is the connection's Hold when the server offers one.
+func holdOf(conn net.Conn) func() (release func()) {
+	if h, ok := conn.(tcpserver.Holder); ok {
+		return h.Hold
+	}
+	return nil
 }
 
 func lookupIn(env map[string]string) smtpd.LookupEnv {

@@ -25,11 +25,14 @@ func ServeQMQP(conn io.ReadWriter, cfg *Config) (int, error) {
 		timeout = ConnectionTimeout
 	}
 	setDeadline(conn, time.Now().Add(timeout))
-	result, err := qmqpRequest(bufio.NewReaderSize(conn, 64<<10), cfg)
+	result, release, err := qmqpRequest(bufio.NewReaderSize(conn, 64<<10), cfg)
 	if err != nil {
 		return exitCode(err), err
 	}
-	if _, err := conn.Write(AppendNetstring(nil, result)); err != nil {
+	// The reply is written before the hold is released (Config.Hold).
+	_, err = conn.Write(AppendNetstring(nil, result))
+	release()
+	if err != nil {
 		return ExitOK, err
 	}
 	return ExitOK, nil
@@ -70,27 +73,28 @@ func (q *request) Read(p []byte) (int, error) {
 }
 
 // qmqpRequest reads a request, streaming the message into the queue,
-// and returns the reply text.
-func qmqpRequest(in *bufio.Reader, cfg *Config) (string, error) {
+// and returns the reply text and the release of the hold taken before
+// qmail-queue's status was known (see Config.Hold).
+func qmqpRequest(in *bufio.Reader, cfg *Config) (string, func(), error) {
 	req := &request{r: in, left: maxOuterDigits}
 	total, err := ReadLength(req, MaxLength)
 	if err != nil {
-		return "", unexpected(err)
+		return "", nil, unexpected(err)
 	}
 	req.left = total
 	msgLen, err := ReadLength(req, MaxLength)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	q, err := cfg.openQueue()
 	if err != nil {
-		return "", fmt.Errorf("%w: starting qmail-queue: %v", errResources, err)
+		return "", nil, fmt.Errorf("%w: starting qmail-queue: %v", errResources, err)
 	}
 	qp := q.Pid()
-	fail := func(err error) (string, error) {
+	fail := func(err error) (string, func(), error) {
 		q.Fail(err)
 		q.Close("", nil)
-		return "", err
+		return "", nil, err
 	}
 	io.WriteString(q, cfg.received("QMQP"))
 	if _, err := io.CopyN(q, req, int64(msgLen)); err != nil {
@@ -130,14 +134,15 @@ func qmqpRequest(in *bufio.Reader, cfg *Config) (string, error) {
 	if !ok {
 		q.Fail(errBadAddress)
 	}
+	release := cfg.hold()
 	qerr := q.Close(sender, recipients)
 	switch {
 	case !ok:
-		return resultBadAddress, nil
+		return resultBadAddress, release, nil
 	case qerr != nil:
-		return qmailText(qerr), nil
+		return qmailText(qerr), release, nil
 	}
-	return "Kok " + strconv.FormatInt(cfg.now().Unix(), 10) + " qp " + strconv.Itoa(qp), nil
+	return "Kok " + strconv.FormatInt(cfg.now().Unix(), 10) + " qp " + strconv.Itoa(qp), release, nil
 }
 
 var errBadAddress = fmt.Errorf("unacceptable address")

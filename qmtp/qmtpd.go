@@ -71,6 +71,7 @@ func qmtpMessage(in *bufio.Reader, out *bufio.Writer, cfg *Config) error {
 		q.Close("", nil)
 		return err
 	}
+	defer result.release()
 	for _, r := range result.rcpts {
 		switch r {
 		case rcptAccepted:
@@ -81,12 +82,15 @@ func qmtpMessage(in *bufio.Reader, out *bufio.Writer, cfg *Config) error {
 			out.WriteString(replyBadRecipient)
 		}
 	}
-	return nil
+	// Written before the hold is released (see Config.Hold).
+	return out.Flush()
 }
 
 type qmtpResult struct {
 	rcpts []byte // outcome of every recipient, in order
 	text  string // the reply of the accepted recipients
+	// release ends the hold taken before qmail-queue's status was known.
+	release func()
 }
 
 // qmtpReceive streams the body (length bytes, the first being the
@@ -149,6 +153,7 @@ func qmtpReceive(in *bufio.Reader, q Queue, length uint64, cfg *Config) (qmtpRes
 	if !senderOK {
 		q.Fail(errBadSender)
 	}
+	res.release = cfg.hold()
 	qerr := q.Close(sender, accepted)
 	switch {
 	case !senderOK:

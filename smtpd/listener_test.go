@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/goqmail/goqmail/internal/testenv"
@@ -291,5 +292,104 @@ func TestMsmtpSubmission(t *testing.T) {
 	if !strings.HasPrefix(msgs[0], "Received: from unknown (HELO msmtp.example) (alice@127.0.0.1)\n  by testhost.example with ESMTPA; ") ||
 		!strings.HasSuffix(msgs[0], "\n\nhello\n.dot\n") {
 		t.Errorf("message:\n%s", msgs[0])
+	}
+}
+
+// TestListenerStopClosesIdleSessions: on TERM with an idle client
+// connected, the listener stops at the end of -grace instead of waiting
+// for timeoutsmtpd (1200 s), exits 0, and the client sees the close.
+func TestListenerStopClosesIdleSessions(t *testing.T) {
+	t.Parallel()
+	home := testenv.NewHome(t, "qmail-smtpd")
+	addrs, cmd, _ := startListener(t, home, nil, "-grace", "50ms")
+	conn, err := net.Dial("tcp", addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	if greet, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(greet, "220 ") {
+		t.Fatalf("greeting %q %v", greet, err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after TERM: %v", err)
+	}
+	if rest, _ := io.ReadAll(r); len(rest) != 0 && !strings.HasPrefix(string(rest), "451 ") {
+		t.Errorf("idle client got %q", rest)
+	}
+}
+
+// TestListenerStopKeepsAcceptedReply: TERM arrives while qmail-queue is
+// still deciding a message; the grace period ends (the listener logs it)
+// before qmail-queue exits 0. The listener still writes the 250 before
+// it closes the connection, then exits 0: an accepted message is never
+// left unanswered (the client would send it again).
+func TestListenerStopKeepsAcceptedReply(t *testing.T) {
+	t.Parallel()
+	home := testenv.NewHome(t, "qmail-smtpd")
+	flags := t.TempDir()
+	slowQueue := filepath.Join(home, "bin", "slow-queue")
+	script := "#!/bin/sh\ncat >/dev/null\n: >" + filepath.Join(flags, "started") +
+		"\nwhile [ ! -e " + filepath.Join(flags, "go") + " ]; do sleep 0.01; done\ncat <&1 >/dev/null\nexit 0\n"
+	if err := os.WriteFile(slowQueue, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(home, "bin", "qmail-smtpd"), "--listen", "127.0.0.1:0", "-grace", "1ms",
+		"-u", strconv.Itoa(os.Getuid()), "-g", strconv.Itoa(os.Getgid()))
+	cmd.Env = append(os.Environ(), "QMAILHOME="+home, "QMAILQUEUE="+slowQueue, "RELAYCLIENT=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	logr := bufio.NewReader(stderr)
+	line, err := logr.ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "qmail-smtpd: listening on ")
+	if err != nil || !ok {
+		t.Fatalf("start: %q %v", line, err)
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "HELO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@"+testenv.Me+">\r\nDATA\r\n")
+	r := bufio.NewReader(conn)
+	for range 5 { // greeting, HELO, MAIL, RCPT, 354
+		if l, err := r.ReadString('\n'); err != nil {
+			t.Fatalf("dialog: %q %v", l, err)
+		}
+	}
+	io.WriteString(conn, "Subject: x\r\n\r\nhi\r\n.\r\n")
+	for {
+		if _, err := os.Stat(filepath.Join(flags, "started")); err == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	for {
+		l, err := logr.ReadString('\n')
+		if err != nil {
+			t.Fatalf("log ended before the grace period did: %v", err)
+		}
+		if strings.Contains(l, "grace period") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, logr)
+	if err := os.WriteFile(filepath.Join(flags, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := r.ReadString('\n')
+	if !strings.HasPrefix(reply, "250 ok ") {
+		t.Errorf("after qmail-queue's success the client got %q (%v)", reply, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after TERM: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/goqmail/goqmail/queue"
+	"github.com/goqmail/goqmail/tcpserver"
 )
 
 // MaxLine is the longest command line (and AUTH response line) accepted,
@@ -50,10 +51,12 @@ type Queue interface {
 type Session struct {
 	cfg  *Config
 	conn io.ReadWriter
-	in   *bufio.Reader
-	out  *bufio.Writer
-	log  *Logger
-	logw io.Writer
+	// rawConn is the connection the session started on, under any TLS.
+	rawConn io.ReadWriter
+	in      *bufio.Reader
+	out     *bufio.Writer
+	log     *Logger
+	logw    io.Writer
 
 	// OpenQueue starts qmail-queue for one message.
 	OpenQueue func() (Queue, error)
@@ -122,6 +125,7 @@ func NewSession(cfg *Config, conn io.ReadWriter, logw io.Writer) *Session {
 	// TCPREMOTEINFO after AUTH), and its QMAILQUEUE decides the program.
 	s.OpenQueue = func() (Queue, error) { return queue.OpenEnv(cfg.Home, s.childEnv()) }
 	s.logw = logw
+	s.rawConn = conn
 	s.setStreams(conn)
 	return s
 }
@@ -163,6 +167,16 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 		d.SetWriteDeadline(time.Now().Add(w.s.cfg.Timeout))
 	}
 	return w.s.conn.Write(p)
+}
+
+// hold keeps a stopping listener from closing the connection until the
+// returned release is called (see tcpserver.Holder); a connection
+// without Hold (a process's own stdin/stdout) needs nothing.
+func (s *Session) hold() (release func()) {
+	if h, ok := s.rawConn.(tcpserver.Holder); ok {
+		return h.Hold()
+	}
+	return func() {}
 }
 
 // errWrite marks a failed write to the client.
@@ -603,12 +617,19 @@ func (s *Session) data() error {
 	if err := sink.w.Flush(); err != nil {
 		q.Fail(err)
 	}
+	// A listener that is shutting down must not close the connection
+	// between qmail-queue's success and the 250 reaching the client:
+	// the client would send the message again.
+	release := s.hold()
 	err = q.Close(s.mailFrom, s.rcpts)
 	if err == nil {
 		s.reply("250 ok " + strconv.FormatInt(s.Now().Unix(), 10) + " qp " + strconv.Itoa(qp))
 		s.log.Eventf("Message accepted, qp %d (%d recipients, %d bytes)", qp, len(s.rcpts), sink.n)
-		return nil
+		ferr := s.flush()
+		release()
+		return ferr
 	}
+	release()
 	switch {
 	case tooManyHops:
 		s.log.Event("Exceeded hop count")

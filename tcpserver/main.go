@@ -27,8 +27,10 @@ func (e *UsageError) Error() string { return e.Msg }
 // with defaultUser as the account to run as, binds every --listen
 // address (and drops privileges, see Options.Listen), changes to the qmail
 // home, builds the connection handler from the arguments left after the
-// options, and serves until TERM or INT. It returns the exit code: 100
-// for a bad command line, 111 for any other trouble, 0 after a stop.
+// options, and serves until TERM or INT, which stop it as Server.Serve
+// describes (the -grace option sets the grace period). It returns the
+// exit code: 100 for a bad command line, 111 for any other trouble, 0
+// after a stop.
 func Main(name, defaultUser string, args []string, log io.Writer,
 	newHandler func(home string, args []string) (Handler, error)) int {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 )
 
 // ListenMode tells whether a program's arguments (os.Args[1:]) ask for
@@ -24,7 +25,7 @@ func ListenMode(args []string) bool {
 // Options are the command-line settings every standalone listener takes:
 //
 //	--listen ADDR (repeatable) [-x rules.cdb] [-c limit] [-l localname]
-//	[-user account | -u uid -g gid]
+//	[-user account | -u uid -g gid] [-grace duration]
 type Options struct {
 	Addrs     addrList
 	Rules     string
@@ -32,6 +33,7 @@ type Options struct {
 	LocalHost string
 	Account   string
 	UID, GID  int
+	Grace     time.Duration
 }
 
 type addrList []string
@@ -49,6 +51,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet, account string) {
 	fs.StringVar(&o.Account, "user", account, "account to run as when started as root")
 	fs.IntVar(&o.UID, "u", -1, "uid to run as when started as root (with -g)")
 	fs.IntVar(&o.GID, "g", -1, "gid to run as when started as root (with -u)")
+	fs.DurationVar(&o.Grace, "grace", DefaultGrace, "after TERM, how long running sessions may go on before their connections are closed")
 }
 
 // Listen binds every --listen address, reports each as "NAME: listening
@@ -101,5 +104,6 @@ func (o *Options) Server(name string, log io.Writer, baseEnv []string) *Server {
 		Log:       log,
 		Name:      name,
 		BaseEnv:   baseEnv,
+		Grace:     o.Grace,
 	}
 }

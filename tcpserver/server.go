@@ -12,6 +12,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,14 +42,46 @@ type Server struct {
 	// BaseEnv is the environment every connection starts from, usually
 	// os.Environ().
 	BaseEnv []string
+	// Grace is how long Serve, once stopped, lets running sessions go on
+	// before closing their connections; 0 means DefaultGrace.
+	Grace time.Duration
 	// Handler serves one connection; env is the connection's own copy.
-	// The connection is closed when Handler returns.
+	// The connection is closed when Handler returns. A TCP connection is
+	// a *Conn, whose Hold defers a forced close (see Serve).
 	Handler func(conn net.Conn, env map[string]string)
 }
 
-// Serve accepts on every listener until ctx ends, then closes the
-// listeners and waits for the running handlers to return. It returns nil
-// after a stop by ctx.
+// liveConns is the set of connections being served, for the forced
+// close at the end of the grace period.
+type liveConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (l *liveConns) add(c net.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.conns[c] = struct{}{}
+}
+
+func (l *liveConns) remove(c net.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.conns, c)
+}
+
+func (l *liveConns) list() []net.Conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Collect(maps.Keys(l.conns))
+}
+
+// Serve accepts on every listener until ctx ends. Then it closes the
+// listeners at once, lets the running handlers go on for the grace
+// period, and after it closes their connections (waiting for any held
+// with Conn.Hold, so that a message qmail-queue accepted always gets its
+// reply) and waits for the handlers to return. It returns nil after a
+// stop by ctx.
 func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 	if s.Handler == nil {
 		return errors.New("tcpserver: no handler")
@@ -57,24 +90,47 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 	if maxConns <= 0 {
 		maxConns = DefaultMaxConns
 	}
+	grace := s.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
 	slots := make(chan struct{}, maxConns)
+	live := &liveConns{conns: map[net.Conn]struct{}{}}
 	var wg sync.WaitGroup
 	for _, ln := range lns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.acceptLoop(ctx, ln, slots, &wg)
+			s.acceptLoop(ctx, ln, slots, &wg, live)
 		}()
 	}
 	<-ctx.Done()
 	for _, ln := range lns {
 		ln.Close()
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-timer.C:
+	}
+	conns := live.list()
+	s.logf("grace period of %v over, closing %d connections", grace, len(conns))
+	for _, c := range conns {
+		if tc, ok := c.(*Conn); ok {
+			go tc.forceClose()
+		} else {
+			c.Close()
+		}
+	}
+	<-done
 	return nil
 }
 
-func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, slots chan struct{}, wg *sync.WaitGroup) {
+func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, slots chan struct{}, wg *sync.WaitGroup, live *liveConns) {
 	for {
 		// Like tcpserver -c, wait for a free slot before accepting, so
 		// that excess clients queue in the backlog instead of memory.
@@ -99,10 +155,15 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, slots chan str
 			}
 			continue
 		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			conn = &Conn{TCPConn: tc}
+		}
+		live.add(conn)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
+			defer live.remove(conn)
 			defer conn.Close()
 			s.serveConn(conn)
 		}()
@@ -113,6 +174,14 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, slots chan str
 func (s *Server) serveConn(conn net.Conn) {
 	env := Environ(s.BaseEnv, conn, s.LocalHost)
 	remote := env["TCPREMOTEIP"]
+	// Under tcpserver a crash ends one client's process; here it would
+	// end every session of the listener, including ones between
+	// qmail-queue's success and their reply. Confine it to this client.
+	defer func() {
+		if r := recover(); r != nil {
+			s.logf("panic serving %s: %v: %s", remote, r, debug.Stack())
+		}
+	}()
 	if s.RulesPath != "" {
 		rule, err := LookupRule(s.RulesPath, remote)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/goqmail/goqmail/control/cdb"
 )
@@ -322,7 +323,7 @@ func TestOptions(t *testing.T) {
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	var o Options
 	o.AddFlags(fs, "qmaild")
-	err := fs.Parse([]string{"--listen", "127.0.0.1:0", "-listen=127.0.0.1:0", "-x", "r.cdb", "-c", "7", "-l", "mx.example",
+	err := fs.Parse([]string{"--listen", "127.0.0.1:0", "-listen=127.0.0.1:0", "-x", "r.cdb", "-c", "7", "-l", "mx.example", "-grace", "3s",
 		"-u", strconv.Itoa(os.Getuid()), "-g", strconv.Itoa(os.Getgid()), "/bin/checkpassword", "/bin/true"})
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +344,7 @@ func TestOptions(t *testing.T) {
 		t.Errorf("listeners %v, log %q", lns, log.String())
 	}
 	srv := o.Server("prog", &log, []string{"A=b"})
-	if srv.RulesPath != "r.cdb" || srv.MaxConns != 7 || srv.LocalHost != "mx.example" || srv.Name != "prog" {
+	if srv.RulesPath != "r.cdb" || srv.MaxConns != 7 || srv.LocalHost != "mx.example" || srv.Name != "prog" || srv.Grace != 3*time.Second {
 		t.Errorf("server %+v", srv)
 	}
 	if _, err := (&Options{}).Listen("prog", &log); err == nil {

@@ -10,7 +10,7 @@
 // fd 0 and 1 as under tcpserver):
 //
 //	qmail-popup --listen ADDR [--listen ADDR...] [-x tcp.pop3.cdb] [-c limit]
-//	    [-l localname] [-user root | -u uid -g gid]
+//	    [-l localname] [-user root | -u uid -g gid] [-grace 10s]
 //	    -- host.example checkpassword qmail-pop3d Maildir
 //
 // The listener stays root by default: checkpassword needs root to read

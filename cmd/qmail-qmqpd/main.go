@@ -9,7 +9,7 @@
 // docs/tcpserver.md for the options):
 //
 //	qmail-qmqpd --listen ADDR [--listen ADDR...] -x tcp.qmqp.cdb [-c limit]
-//	    [-l localname] [-user qmaild | -u uid -g gid]
+//	    [-l localname] [-user qmaild | -u uid -g gid] [-grace 10s]
 //
 // It relays for anyone who can connect: restrict access with tcprules.
 // Exit codes: 0 normally, 100 for malformed netstrings, 111 for resource

@@ -8,7 +8,7 @@
 // docs/tcpserver.md for the options):
 //
 //	qmail-qmtpd --listen ADDR [--listen ADDR...] [-x tcp.qmtp.cdb] [-c limit]
-//	    [-l localname] [-user qmaild | -u uid -g gid]
+//	    [-l localname] [-user qmaild | -u uid -g gid] [-grace 10s]
 //
 // Exit codes: 0 normally, 100 for malformed netstrings, 111 for resource
 // trouble or the one-hour connection limit. See docs/qmtp.md.

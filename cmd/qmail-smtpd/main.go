@@ -7,10 +7,13 @@
 // As a standalone listener, one process for all connections:
 //
 //	qmail-smtpd --listen ADDR [--listen ADDR...] [-x tcp.smtp.cdb] [-c limit]
-//	    [-l localname] [-user qmaild | -u uid -g gid] [--] [checkpassword...]
+//	    [-l localname] [-user qmaild | -u uid -g gid] [-grace 10s] [--] [checkpassword...]
 //
 // The optional trailing arguments are the checkpassword chain used for
-// SMTP AUTH (see SMTPAUTH in docs/smtpd.md).
+// SMTP AUTH (see SMTPAUTH in docs/smtpd.md). On TERM the listener stops
+// accepting at once, lets running sessions go on for -grace (default
+// 10s), then closes the remaining connections (never between
+// qmail-queue's success and the 250 reaching the client) and exits 0.
 package main
 
 import (
