@@ -103,12 +103,15 @@ func Program(home string, env []string) string {
 // program that queues mail: the message is written to the child's fd 0,
 // then the envelope to its fd 1, then the exit code tells the outcome.
 type Client struct {
-	cmd      *exec.Cmd
+	cmd      *exec.Cmd // nil when a long-running Writer queues the message
+	pid      int
+	reap     func() int // the outcome: the exit code, -1 after a crash
 	msgPipe  *os.File
 	msg      *bufio.Writer
 	envPipe  *os.File
 	writeErr error
 	waited   bool
+	code     int
 }
 
 // Open starts the queue program (see Program) in the qmail home with
@@ -147,11 +150,13 @@ func OpenEnv(home string, env []string) (*Client, error) {
 		envW.Close()
 		return nil, &Error{ExitCode: 120, Text: "unable to exec qq (#4.3.0)"}
 	}
-	return &Client{cmd: cmd, msgPipe: msgW, msg: bufio.NewWriterSize(msgW, 64<<10), envPipe: envW}, nil
+	c := &Client{cmd: cmd, pid: cmd.Process.Pid, msgPipe: msgW, msg: bufio.NewWriterSize(msgW, 64<<10), envPipe: envW}
+	c.reap = c.waitProcess
+	return c, nil
 }
 
 // Pid is the queue program's process id: qmail's "qp" in "250 ok ... qp N".
-func (c *Client) Pid() int { return c.cmd.Process.Pid }
+func (c *Client) Pid() int { return c.pid }
 
 // Write adds message bytes. A write failure (the queue program went away)
 // is remembered and reported by Close, as qmail_fail does.
@@ -226,12 +231,19 @@ func (c *Client) Close(sender string, recipients []string) error {
 	return nil
 }
 
-// wait reaps the child and returns its exit code, or -1 after a crash.
+// wait returns the queue program's exit code, or -1 after a crash.
 func (c *Client) wait() int {
 	if c.waited {
-		return c.cmd.ProcessState.ExitCode()
+		return c.code
 	}
 	c.waited = true
+	c.code = c.reap()
+	return c.code
+}
+
+// waitProcess reaps the child and returns its exit code, or -1 after a
+// crash.
+func (c *Client) waitProcess() int {
 	err := c.cmd.Wait()
 	if err == nil {
 		return 0

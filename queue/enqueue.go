@@ -91,6 +91,11 @@ type Submission struct {
 	Account string // its login name (LookupAccount), "" if unknown
 	PID     int    // qmail-queue's process id ("qp")
 	Start   time.Time
+	// Seq, when not 0, makes the pid/ file name unique among the
+	// messages one long-running writer queues at the same time: the
+	// name is pid/PID.TIME.SEQ with this SEQ, tried once. 0 is
+	// qmail-queue's own rule (SEQ 1 to 9, one message per process).
+	Seq uint64
 }
 
 // ReceivedLine is the line qmail-queue puts on top of every message, e.g.
@@ -245,15 +250,22 @@ func (r *enqueueRun) makeMess(sub Submission) error {
 	prefix = append(prefix, '.')
 	prefix = strconv.AppendInt(prefix, sub.Start.Unix(), 10)
 	prefix = append(prefix, '.')
+	first, last := uint64(1), uint64(9)
+	if sub.Seq != 0 {
+		first, last = sub.Seq, sub.Seq
+	}
 	var openErr error
-	for seq := byte('1'); seq <= '9'; seq++ {
-		r.pidFn = string(append(prefix, seq))
+	for seq := first; ; seq++ {
+		r.pidFn = string(strconv.AppendUint(prefix, seq, 10))
 		fd, err := openExcl(r.pidFn)
 		if err == nil {
 			r.messFD, r.madePid = fd, true
 			break
 		}
 		openErr = err
+		if seq == last {
+			break
+		}
 	}
 	if !r.madePid {
 		return fail(ExitPid, "create "+r.pidFn, openErr)

@@ -1,11 +1,16 @@
 package smtpd
 
 import (
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync/atomic"
+	"syscall"
 
+	"github.com/goqmail/goqmail/queue"
 	"github.com/goqmail/goqmail/tcpserver"
+	"golang.org/x/sys/unix"
 )
 
 // Listener runs the SMTP sessions of the standalone listener: it is the
@@ -16,8 +21,13 @@ type Listener struct {
 	Home          string
 	CheckPassword []string
 	Log           io.Writer
+	// Writer, when not nil, queues the messages of the sessions that
+	// have no QMAILQUEUE, instead of a qmail-queue per message. Once it
+	// has exited, those sessions run qmail-queue again.
+	Writer *queue.Writer
 
 	sessions atomic.Int64
+	fellBack atomic.Bool
 }
 
 // ServeConn runs one session on conn with the tcp-environ and rule
@@ -37,5 +47,54 @@ func (l *Listener) ServeConn(conn net.Conn, env map[string]string) {
 	s := NewSession(cfg, conn, l.Log)
 	s.Pid = id
 	s.ChildEnv = tcpserver.EnvList(env)
+	if l.Writer != nil {
+		execQueue := s.OpenQueue
+		s.OpenQueue = func() (Queue, error) {
+			// A QMAILQUEUE (global or from this client's rule) naming
+			// another program is run as before.
+			if queue.Program(l.Home, s.childEnv()) != queue.Program(l.Home, nil) {
+				return execQueue()
+			}
+			q, err := l.Writer.Open()
+			if err == nil {
+				return q, nil
+			}
+			if !l.fellBack.Swap(true) {
+				fmt.Fprintf(l.Log, "qmail-smtpd: queue writer unavailable, running qmail-queue per message: %v\n", err)
+			}
+			return execQueue()
+		}
+	}
 	s.Run()
+}
+
+// StartQueueWriter starts the listener's long-running queue writer
+// (queue.StartWriter) when the messages would otherwise run the home's
+// bin/qmail-queue, before the listener drops its privileges. It runs as
+// that qmail-queue would for the listener: as root, with the owner and
+// group of a setuid qmail-queue (qmailq on an installation); else as the
+// caller. A nil Writer (no writer: QMAILQUEUE names another program, a
+// root listener with a qmail-queue that is not setuid, or a start
+// failure, which is logged) leaves one qmail-queue per message.
+func StartQueueWriter(home string, environ []string, log io.Writer) *queue.Writer {
+	program := queue.Program(home, nil)
+	if queue.Program(home, environ) != program {
+		return nil
+	}
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		var st unix.Stat_t
+		if err := unix.Stat(program, &st); err != nil || st.Mode&unix.S_ISUID == 0 {
+			// As root qmail-queue would run as the listener's account
+			// after the drop: not known here, so the writer is not used.
+			return nil
+		}
+		cred = &syscall.Credential{Uid: st.Uid, Gid: st.Gid, Groups: []uint32{}}
+	}
+	w, err := queue.StartWriter(home, program, environ, cred, log)
+	if err != nil {
+		fmt.Fprintf(log, "qmail-smtpd: %v: running qmail-queue per message\n", err)
+		return nil
+	}
+	return w
 }

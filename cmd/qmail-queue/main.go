@@ -2,9 +2,14 @@
 // the message on fd 0, the envelope on fd 1, the outcome in the exit
 // code only. It runs setuid qmailq on a real installation, so it reads
 // nothing from the environment but what control.Home allows.
+//
+// "qmail-queue --writer", with a socket on fd 3, is the long-running
+// queue writer of the standalone qmail-smtpd (queue.ServeWriter).
 package main
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -26,6 +31,9 @@ func main() {
 	}
 	if err := os.Chdir("queue"); err != nil {
 		os.Exit(queue.ExitQueueDir)
+	}
+	if len(os.Args) == 2 && os.Args[1] == queue.WriterArg {
+		os.Exit(serveWriter())
 	}
 	uid := os.Getuid()
 	sub := queue.Submission{
@@ -50,4 +58,30 @@ func main() {
 	env := os.NewFile(1, "envelope")
 	_, err := queue.Enqueue(".", msg, env, sub)
 	os.Exit(queue.ExitCode(err))
+}
+
+// serveWriter runs the writer mode on the socket of fd 3 until the server
+// closes it. It exits 0 then, 111 when fd 3 is no socket of ours.
+func serveWriter() int {
+	// A server stopping by a signal to its process group lets the
+	// messages under way finish: the writer ends when the socket closes.
+	signal.Ignore(syscall.SIGPIPE, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP,
+		syscall.SIGQUIT, syscall.SIGXFSZ, syscall.SIGXCPU, syscall.SIGVTALRM, syscall.SIGPROF)
+	f := os.NewFile(3, "writer socket")
+	fc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "qmail-queue: writer: fd 3: %v\n", err)
+		return 111
+	}
+	conn, ok := fc.(*net.UnixConn)
+	if !ok {
+		fmt.Fprintln(os.Stderr, "qmail-queue: writer: fd 3 is not a unix socket")
+		return 111
+	}
+	if err := queue.ServeWriter(".", conn, os.Getpid()); err != nil {
+		fmt.Fprintf(os.Stderr, "qmail-queue: writer: %v\n", err)
+		return 111
+	}
+	return 0
 }

@@ -14,6 +14,9 @@
 // accepting at once, lets running sessions go on for -grace (default
 // 10s), then closes the remaining connections (never between
 // qmail-queue's success and the 250 reaching the client) and exits 0.
+// The listener queues messages through one long-running
+// "qmail-queue --writer" started before it drops privileges (see
+// smtpd.StartQueueWriter), not a qmail-queue per message.
 package main
 
 import (
@@ -53,7 +56,8 @@ func main() {
 
 func listen(args []string) int {
 	return tcpserver.Main("qmail-smtpd", "qmaild", args, os.Stderr, func(home string, checkpassword []string) (tcpserver.Handler, error) {
-		sessions := &smtpd.Listener{Home: home, CheckPassword: checkpassword, Log: os.Stderr}
+		sessions := &smtpd.Listener{Home: home, CheckPassword: checkpassword, Log: os.Stderr,
+			Writer: smtpd.StartQueueWriter(home, os.Environ(), os.Stderr)}
 		return sessions.ServeConn, nil
 	})
 }

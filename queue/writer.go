@@ -1,0 +1,321 @@
+package queue
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The long-running queue writer (docs/queue.md, "The queue writer").
+//
+// A server that queues many messages (the standalone qmail-smtpd) starts
+// one "qmail-queue --writer" instead of one qmail-queue per message. The
+// two are connected by a SOCK_SEQPACKET socketpair. Per message the
+// server sends one request: an 8-byte request number with, as
+// SCM_RIGHTS, the read ends of two pipes that are exactly qmail-queue's
+// fd 0 (the message) and fd 1 (the envelope). The writer runs Enqueue on
+// them, concurrently with the other requests, and answers with the
+// request number and qmail-queue's exit code (4 bytes). The caller's uid
+// (the u record and the Received line) is the one the kernel attaches to
+// each request (SO_PASSCRED): the socketpair's SO_PEERCRED would be the
+// uid of its creator, root before the server drops its privileges.
+
+// WriterArg is the argument that selects qmail-queue's writer mode; the
+// socket is its fd 3.
+const WriterArg = "--writer"
+
+const (
+	requestSize = 8
+	replySize   = 12
+	// writerFirstSeq keeps the writer's pid/ names apart from those of
+	// a one-message qmail-queue (SEQ 1 to 9) that had the same pid.
+	writerFirstSeq = 10
+)
+
+// ErrWriterGone is returned by Writer.Open once the writer has exited.
+var ErrWriterGone = errors.New("queue writer has exited")
+
+// ServeWriter is qmail-queue's writer mode: it queues the messages of
+// the requests that arrive on conn into the queue at dir (the current
+// directory of a qmail-queue, "."), each in its own goroutine, until
+// the other end closes conn; then it waits for the messages under way
+// and returns. conn must have SO_PASSCRED set from its creation
+// (StartWriter does it); ServeWriter sets it too. Each message is given Lifetime, as a qmail-queue process
+// is: after it, its pipes are closed and it fails with a read error.
+func ServeWriter(dir string, conn *net.UnixConn, pid int) error {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("writer socket: %w", err)
+	}
+	var optErr error
+	if err := raw.Control(func(fd uintptr) {
+		optErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+	}); err != nil {
+		return fmt.Errorf("writer socket: %w", err)
+	}
+	if optErr != nil {
+		return fmt.Errorf("writer socket: SO_PASSCRED: %w", optErr)
+	}
+	var (
+		running  sync.WaitGroup
+		seq      atomic.Uint64
+		accounts sync.Map // uid → login name, looked up once
+		replyMu  sync.Mutex
+	)
+	seq.Store(writerFirstSeq - 1)
+	defer running.Wait()
+	reply := func(id uint64, code int) {
+		var b [replySize]byte
+		binary.LittleEndian.PutUint64(b[:8], id)
+		binary.LittleEndian.PutUint32(b[8:], uint32(code))
+		replyMu.Lock()
+		conn.Write(b[:]) // the server gone: nobody is waiting any more
+		replyMu.Unlock()
+	}
+	buf := make([]byte, requestSize+1)
+	oob := make([]byte, unix.CmsgSpace(2*4)+unix.CmsgSpace(unix.SizeofUcred))
+	for {
+		n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
+		if err != nil || (n == 0 && oobn == 0) {
+			if err == nil || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("writer socket: read: %w", err)
+		}
+		fds, cred := parseRights(oob[:oobn])
+		if n != requestSize || len(fds) != 2 || cred == nil || flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
+			// Not a request of ours: nothing to answer it with.
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			if n >= requestSize {
+				reply(binary.LittleEndian.Uint64(buf[:8]), ExitBug)
+			}
+			continue
+		}
+		id := binary.LittleEndian.Uint64(buf[:8])
+		uid := int(cred.Uid)
+		account, ok := accounts.Load(uid)
+		if !ok {
+			account, _ = accounts.LoadOrStore(uid, LookupAccount(uid))
+		}
+		sub := Submission{UID: uid, Account: account.(string), PID: pid, Start: time.Now(), Seq: seq.Add(1)}
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			reply(id, enqueueFDs(dir, fds[0], fds[1], sub))
+		}()
+	}
+}
+
+// enqueueFDs queues the message read from msgFD with the envelope read
+// from envFD, closes both and returns qmail-queue's exit code.
+func enqueueFDs(dir string, msgFD, envFD int, sub Submission) int {
+	// Non-blocking, the pipes use the runtime poller: Close then ends a
+	// read that waits, which is how Lifetime is enforced.
+	unix.SetNonblock(msgFD, true)
+	unix.SetNonblock(envFD, true)
+	msg := os.NewFile(uintptr(msgFD), "message")
+	env := os.NewFile(uintptr(envFD), "envelope")
+	defer msg.Close()
+	defer env.Close()
+	expire := time.AfterFunc(Lifetime, func() {
+		msg.Close()
+		env.Close()
+	})
+	defer expire.Stop()
+	_, err := Enqueue(dir, msg, env, sub)
+	return ExitCode(err)
+}
+
+// parseRights takes the descriptors and the sender's credentials out of
+// a request's control messages.
+func parseRights(oob []byte) (fds []int, cred *unix.Ucred) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, nil
+	}
+	// Decoded here: x/sys's ParseUnixRights and ParseUnixCredentials
+	// trust the lengths in the message.
+	for _, m := range msgs {
+		if m.Header.Level != unix.SOL_SOCKET {
+			continue
+		}
+		switch m.Header.Type {
+		case unix.SCM_RIGHTS:
+			for d := m.Data; len(d) >= 4; d = d[4:] {
+				fds = append(fds, int(int32(binary.NativeEndian.Uint32(d))))
+			}
+		case unix.SCM_CREDENTIALS:
+			if len(m.Data) >= unix.SizeofUcred {
+				cred = &unix.Ucred{
+					Pid: int32(binary.NativeEndian.Uint32(m.Data[0:])),
+					Uid: binary.NativeEndian.Uint32(m.Data[4:]),
+					Gid: binary.NativeEndian.Uint32(m.Data[8:]),
+				}
+			}
+		}
+	}
+	return fds, cred
+}
+
+// Writer is the server's end of a long-running queue writer: Open hands
+// it one message. It is safe for concurrent use.
+type Writer struct {
+	conn *net.UnixConn
+	pid  int
+	cmd  *exec.Cmd
+	log  io.Writer
+
+	mu      sync.Mutex
+	next    uint64
+	pending map[uint64]chan int
+	gone    bool
+	exited  chan struct{}
+}
+
+// StartWriter starts "program --writer" (program is a qmail-queue) in
+// the qmail home with the environment env, as the account cred when not
+// nil. Its standard error goes to log, where its exit is also reported.
+func StartWriter(home, program string, env []string, cred *syscall.Credential, log io.Writer) (*Writer, error) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("queue writer: socketpair: %w", err)
+	}
+	// The writer's end asks for credentials before any request is sent:
+	// a request queued before the option is set would carry none.
+	if err := unix.SetsockoptInt(pair[1], unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		unix.Close(pair[0])
+		unix.Close(pair[1])
+		return nil, fmt.Errorf("queue writer: SO_PASSCRED: %w", err)
+	}
+	local := os.NewFile(uintptr(pair[0]), "queue writer")
+	remote := os.NewFile(uintptr(pair[1]), "queue writer")
+	defer remote.Close()
+	fc, err := net.FileConn(local)
+	local.Close()
+	if err != nil {
+		return nil, fmt.Errorf("queue writer: %w", err)
+	}
+	conn := fc.(*net.UnixConn)
+	cmd := exec.Command(program, WriterArg)
+	cmd.Env = append([]string{}, env...)
+	cmd.Dir = home
+	cmd.ExtraFiles = []*os.File{remote}
+	cmd.Stderr = log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if err := cmd.Start(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("queue writer: %w", err)
+	}
+	w := &Writer{conn: conn, pid: cmd.Process.Pid, cmd: cmd, log: log,
+		pending: make(map[uint64]chan int), exited: make(chan struct{})}
+	go w.readReplies()
+	go func() {
+		err := cmd.Wait()
+		fmt.Fprintf(log, "queue writer %d exited (%v): each message now runs qmail-queue\n", w.pid, err)
+		conn.Close() // wakes readReplies if the socket is still open
+		close(w.exited)
+	}()
+	return w, nil
+}
+
+// Pid is the writer's process id: the "qp" of the messages it queues.
+func (w *Writer) Pid() int { return w.pid }
+
+// Close ends the writer: it finishes the messages under way and exits.
+func (w *Writer) Close() error {
+	w.conn.CloseWrite()
+	<-w.exited
+	return nil
+}
+
+// readReplies hands each reply to the message waiting for it; when the
+// writer goes away every message still waiting fails as a crashed
+// qmail-queue would (-1: "qq crashed", never a 250).
+func (w *Writer) readReplies() {
+	b := make([]byte, replySize+1)
+	for {
+		n, err := w.conn.Read(b)
+		if err != nil || n == 0 {
+			break
+		}
+		if n != replySize {
+			continue
+		}
+		id := binary.LittleEndian.Uint64(b[:8])
+		code := int(int32(binary.LittleEndian.Uint32(b[8:])))
+		w.mu.Lock()
+		ch := w.pending[id]
+		delete(w.pending, id)
+		w.mu.Unlock()
+		if ch != nil {
+			ch <- code
+		}
+	}
+	w.mu.Lock()
+	w.gone = true
+	for id, ch := range w.pending {
+		ch <- -1
+		delete(w.pending, id)
+	}
+	w.mu.Unlock()
+}
+
+// Open hands the writer one message: the returned Client is used as one
+// that runs qmail-queue (Write, Fail, Close), and its Close reports the
+// writer's exit code for this message. It fails with ErrWriterGone once
+// the writer has exited; the caller then runs qmail-queue instead.
+func (w *Writer) Open() (*Client, error) {
+	msgR, msgW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	envR, envW, err := os.Pipe()
+	if err != nil {
+		msgR.Close()
+		msgW.Close()
+		return nil, err
+	}
+	ch := make(chan int, 1)
+	w.mu.Lock()
+	if w.gone {
+		w.mu.Unlock()
+		msgR.Close()
+		msgW.Close()
+		envR.Close()
+		envW.Close()
+		return nil, ErrWriterGone
+	}
+	w.next++
+	id := w.next
+	w.pending[id] = ch
+	w.mu.Unlock()
+	var req [requestSize]byte
+	binary.LittleEndian.PutUint64(req[:], id)
+	_, _, err = w.conn.WriteMsgUnix(req[:], unix.UnixRights(int(msgR.Fd()), int(envR.Fd())), nil)
+	msgR.Close()
+	envR.Close()
+	if err != nil {
+		w.mu.Lock()
+		delete(w.pending, id)
+		w.mu.Unlock()
+		msgW.Close()
+		envW.Close()
+		return nil, fmt.Errorf("%w: %v", ErrWriterGone, err)
+	}
+	c := &Client{pid: w.pid, msgPipe: msgW, msg: bufio.NewWriterSize(msgW, 64<<10), envPipe: envW}
+	c.reap = func() int { return <-ch }
+	return c, nil
+}
