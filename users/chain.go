@@ -75,3 +75,36 @@ func DefaultAlias(home string) (*Passwd, error) {
 	}
 	return CallerAlias(home)
 }
+
+// OwnAccount is the account database of an unprivileged installation:
+// only the account of the running user exists in it. Such a home cannot
+// deliver as anybody else, so no other system user may receive its
+// mail through qmail-getpw's rules; their local parts go to the alias
+// user, as on a server where they have no account.
+type OwnAccount struct {
+	// Accounts is the database looked in; nil means SystemAccounts.
+	Accounts Accounts
+	// UID is the running user's uid.
+	UID int
+}
+
+// User returns the account named name only when it is the running user's.
+func (o OwnAccount) User(name string) (*Passwd, error) {
+	accounts := o.Accounts
+	if accounts == nil {
+		accounts = SystemAccounts{}
+	}
+	pw, err := accounts.User(name)
+	if err != nil || pw == nil || pw.UID != o.UID {
+		return nil, err
+	}
+	return pw, nil
+}
+
+// HomeOwner is the underlying database's.
+func (o OwnAccount) HomeOwner(dir string) (int, error) {
+	if o.Accounts == nil {
+		return SystemAccounts{}.HomeOwner(dir)
+	}
+	return o.Accounts.HomeOwner(dir)
+}

@@ -447,3 +447,35 @@ func TestSystemAccounts(t *testing.T) {
 		t.Errorf("HomeOwner(missing) = %v, want a permanent error", err)
 	}
 }
+
+// TestOwnAccount: an unprivileged installation delivers for its own
+// account only; another system user's local part goes to the alias user.
+func TestOwnAccount(t *testing.T) {
+	system := fakeAccounts{
+		users: map[string]Passwd{
+			"me":  {Name: "me", UID: 1000, GID: 1000, Home: "/home/me"},
+			"bob": {Name: "bob", UID: 1001, GID: 1001, Home: "/home/bob"},
+		},
+		owners: map[string]int{"/home/me": 1000, "/home/bob": 1001},
+	}
+	alias := &Passwd{Name: "me", UID: 1000, GID: 1000, Home: "/q/alias"}
+	c := &Chain{Home: t.TempDir(), Accounts: OwnAccount{Accounts: system, UID: 1000}, Alias: alias}
+	for _, tc := range []struct {
+		local      string
+		user, home string
+		dash, ext  string
+	}{
+		{"me", "me", "/home/me", "", ""},
+		{"me-list", "me", "/home/me", "-", "list"},
+		{"bob", "me", "/q/alias", "-", "bob"},
+		{"bob-x", "me", "/q/alias", "-", "bob-x"},
+	} {
+		e, err := c.Resolve(tc.local)
+		if err != nil {
+			t.Fatalf("Resolve(%q): %v", tc.local, err)
+		}
+		if e.User != tc.user || e.Home != tc.home || e.Dash != tc.dash || e.Ext != tc.ext {
+			t.Errorf("Resolve(%q) = %+v, want user %s home %s dash %q ext %q", tc.local, e, tc.user, tc.home, tc.dash, tc.ext)
+		}
+	}
+}

@@ -31,6 +31,9 @@ func main() {
 		if chain.Alias, err = users.CallerAlias(home); err != nil {
 			os.Exit(111)
 		}
+		// Nor can it deliver as another user: of the password
+		// database only the caller's own account counts.
+		chain.Accounts = users.OwnAccount{UID: os.Getuid()}
 	}
 	srv := &spawn.Server{
 		MessDir:   messDir,
