@@ -17,51 +17,14 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/goqmail/goqmail/control"
 	"github.com/goqmail/goqmail/qmtp"
-	"github.com/goqmail/goqmail/queue"
-	"github.com/goqmail/goqmail/smtpd"
-	"github.com/goqmail/goqmail/tcpserver"
 )
-
-const name = "qmail-qmqpd"
 
 func main() {
 	signal.Ignore(syscall.SIGPIPE)
-	if tcpserver.ListenMode(os.Args[1:]) {
-		os.Exit(listen(os.Args[1:]))
-	}
-	home := control.Home()
-	if err := os.Chdir(home); err != nil {
-		fatal(err)
-	}
-	cfg := &qmtp.Config{
-		Env:       smtpd.ReadEnviron(os.LookupEnv),
-		OpenQueue: func() (qmtp.Queue, error) { return queue.Open(home) },
-	}
-	code, err := qmtp.ServeQMQP(smtpd.StdioConn(), cfg)
-	if err != nil && code != qmtp.ExitOK {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-	}
-	os.Exit(code)
-}
-
-func fatal(err error) {
-	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-	os.Exit(qmtp.ExitResources)
-}
-
-func listen(args []string) int {
-	return tcpserver.Main(name, "qmaild", args, os.Stderr, func(home string, rest []string) (tcpserver.Handler, error) {
-		if len(rest) != 0 {
-			return nil, &tcpserver.UsageError{Msg: fmt.Sprintf("unexpected arguments: %q", rest)}
-		}
-		sessions := &qmtp.Listener{Home: home, Log: os.Stderr, Name: name}
-		return sessions.ServeQMQP, nil
-	})
+	os.Exit(qmtp.Main("qmail-qmqpd", qmtp.QMQP, os.Args[1:], os.Stderr))
 }

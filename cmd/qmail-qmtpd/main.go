@@ -15,50 +15,14 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/goqmail/goqmail/control"
 	"github.com/goqmail/goqmail/qmtp"
-	"github.com/goqmail/goqmail/smtpd"
-	"github.com/goqmail/goqmail/tcpserver"
 )
-
-const name = "qmail-qmtpd"
 
 func main() {
 	signal.Ignore(syscall.SIGPIPE)
-	if tcpserver.ListenMode(os.Args[1:]) {
-		os.Exit(listen(os.Args[1:]))
-	}
-	home := control.Home()
-	if err := os.Chdir(home); err != nil {
-		fatal(err)
-	}
-	cfg, err := qmtp.LoadConfig(home, os.LookupEnv)
-	if err != nil {
-		fatal(err)
-	}
-	code, err := qmtp.ServeQMTP(smtpd.StdioConn(), cfg)
-	if err != nil && code != qmtp.ExitOK {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-	}
-	os.Exit(code)
-}
-
-func fatal(err error) {
-	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-	os.Exit(qmtp.ExitResources)
-}
-
-func listen(args []string) int {
-	return tcpserver.Main(name, "qmaild", args, os.Stderr, func(home string, rest []string) (tcpserver.Handler, error) {
-		if len(rest) != 0 {
-			return nil, &tcpserver.UsageError{Msg: fmt.Sprintf("unexpected arguments: %q", rest)}
-		}
-		sessions := &qmtp.Listener{Home: home, Log: os.Stderr, Name: name}
-		return sessions.ServeQMTP, nil
-	})
+	os.Exit(qmtp.Main("qmail-qmtpd", qmtp.QMTP, os.Args[1:], os.Stderr))
 }
