@@ -77,6 +77,12 @@ type Delivery struct {
 	Stderr    io.Writer
 	Environ   []string // the inherited environment
 	Hostname  string   // for maildir names
+	// Namer names maildir deliveries; nil makes one for this process's
+	// pid. A worker shares one among its deliveries.
+	Namer *MaildirNamer
+	// Exit ends the process with a code from another goroutine (the
+	// maildir alarm); nil is os.Exit.
+	Exit func(code int)
 
 	env       []string // Environ plus qmail-command(8)'s variables
 	dtline    string
@@ -400,8 +406,11 @@ func (d *Delivery) deliverFile(l Line) error {
 		return AppendMbox(l.Arg, d.Message, d.ufline, d.rpline, d.dtline, MboxLockWait)
 	}
 	if d.maildir.namer == nil {
+		if d.Namer == nil {
+			d.Namer = NewMaildirNamer(os.Getpid(), d.Hostname)
+		}
 		d.maildir = maildirDelivery{
-			namer: NewMaildirNamer(os.Getpid(), d.Hostname),
+			namer: d.Namer,
 			now:   time.Now,
 			sleep: time.Sleep,
 		}
@@ -414,7 +423,11 @@ func (d *Delivery) deliverFile(l Line) error {
 		if tmpName != "" {
 			os.Remove(tmpName)
 		}
-		os.Exit(d.report(temp("Timeout on maildir delivery. (#4.3.0)")))
+		exit := d.Exit
+		if exit == nil {
+			exit = os.Exit
+		}
+		exit(d.report(temp("Timeout on maildir delivery. (#4.3.0)")))
 	})
 	defer timer.Stop()
 	return d.maildir.deliver(l.Arg, d.Message, d.rpline, d.dtline)

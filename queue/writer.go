@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/goqmail/goqmail/internal/unixmsg"
 )
 
 // The long-running queue writer (docs/queue.md, "The queue writer").
@@ -93,12 +95,10 @@ func ServeWriter(dir string, conn *net.UnixConn, pid int) error {
 			}
 			return fmt.Errorf("writer socket: read: %w", err)
 		}
-		fds, cred := parseRights(oob[:oobn])
+		fds, cred := unixmsg.Parse(oob[:oobn])
 		if n != requestSize || len(fds) != 2 || cred == nil || flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
 			// Not a request of ours: nothing to answer it with.
-			for _, fd := range fds {
-				unix.Close(fd)
-			}
+			unixmsg.CloseAll(fds)
 			if n >= requestSize {
 				reply(binary.LittleEndian.Uint64(buf[:8]), ExitBug)
 			}
@@ -137,37 +137,6 @@ func enqueueFDs(dir string, msgFD, envFD int, sub Submission) int {
 	defer expire.Stop()
 	_, err := Enqueue(dir, msg, env, sub)
 	return ExitCode(err)
-}
-
-// parseRights takes the descriptors and the sender's credentials out of
-// a request's control messages.
-func parseRights(oob []byte) (fds []int, cred *unix.Ucred) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil, nil
-	}
-	// Decoded here: x/sys's ParseUnixRights and ParseUnixCredentials
-	// trust the lengths in the message.
-	for _, m := range msgs {
-		if m.Header.Level != unix.SOL_SOCKET {
-			continue
-		}
-		switch m.Header.Type {
-		case unix.SCM_RIGHTS:
-			for d := m.Data; len(d) >= 4; d = d[4:] {
-				fds = append(fds, int(int32(binary.NativeEndian.Uint32(d))))
-			}
-		case unix.SCM_CREDENTIALS:
-			if len(m.Data) >= unix.SizeofUcred {
-				cred = &unix.Ucred{
-					Pid: int32(binary.NativeEndian.Uint32(m.Data[0:])),
-					Uid: binary.NativeEndian.Uint32(m.Data[4:]),
-					Gid: binary.NativeEndian.Uint32(m.Data[8:]),
-				}
-			}
-		}
-	}
-	return fds, cred
 }
 
 // Writer is the server's end of a long-running queue writer: Open hands

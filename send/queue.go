@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,11 +28,51 @@ const maxRecord = queue.MaxAddr + 16
 // recipient unreadable, and its message would sit in the queue for ever.
 const maxChanRecord = maxRecord + 2 + 2*control.MaxLine
 
-// preprocess moves todo/N into info/N, local/N and remote/N (§3.4).
-func (s *Sender) preprocess(id uint64) {
+// preprocessParallel bounds how many messages of todo/ have their files
+// written and fsynced at the same time.
+const preprocessParallel = 32
+
+// startSplit preprocesses todo/N in the background: its files are written
+// and fsynced while the main loop goes on starting and finishing
+// deliveries, and the fsyncs of several messages share the disk's
+// flushes instead of waiting one after another. The result comes back as
+// an evSplit event; only then is todo/N removed and the message
+// scheduled, so a message is committed only once all its files are
+// durable, as when qmail writes them one at a time.
+func (s *Sender) startSplit(id uint64) {
+	if !s.forgetForTodo(id) {
+		return
+	}
+	s.splitting[id] = true
+	rw := s.set.rw // SIGHUP replaces it in the main loop
+	go func() {
+		r := &splitResult{id: id}
+		s.splitTodo(r, rw)
+		s.events <- event{kind: evSplit, split: r}
+	}()
+}
+
+// splitDone commits a message split in the background. The message
+// stays in splitting until qmail-clean has answered for todo/N: a scan
+// in between must not split it again. Then todo/ is scanned again if a
+// scan left messages behind.
+func (s *Sender) splitDone(r *splitResult) {
+	s.commitTodo(r, func() {
+		delete(s.splitting, r.id)
+		if s.todoBehind {
+			s.todoBehind = false
+			s.nextTodo = s.now()
+		}
+	})
+}
+
+// forgetForTodo drops what qmail-send knows of a message that is in
+// todo/ again. It is false when the message must wait: an earlier
+// qmail-clean failure left it with deliveries under way.
+func (s *Sender) forgetForTodo(id uint64) bool {
 	if m := s.msgs[id]; m != nil {
 		if m.pass[chanLocal] != nil || m.pass[chanRemote] != nil {
-			return // qmail-clean failed earlier; wait for the passes
+			return false
 		}
 		for c := 0; c < numChannels; c++ {
 			s.unschedule(m, c)
@@ -38,42 +80,62 @@ func (s *Sender) preprocess(id uint64) {
 		delete(s.msgs, id)
 	}
 	delete(s.complete, id)
-	fail := func() {
-		if t := s.now().Add(sleepSysFail); t.Before(s.nextTodo) {
-			s.nextTodo = t
-		}
-	}
+	return true
+}
+
+// splitResult is what splitTodo did for one message: its log lines, in
+// order, and, when it succeeded, what the schedule needs.
+type splitResult struct {
+	id     uint64
+	logs   []string
+	failed bool // retry the todo scan soon (qmail's SLEEP_SYSFAIL)
+	done   bool // every file written and fsynced: commit it
+	sender string
+	birth  time.Time
+	chans  [numChannels]bool
+}
+
+func (r *splitResult) log(parts ...string) {
+	r.logs = append(r.logs, strings.Join(parts, ""))
+}
+
+func (r *splitResult) fail(parts ...string) {
+	r.log(parts...)
+	r.failed = true
+}
+
+// splitTodo writes info/N and the channel files of todo/N and fsyncs
+// them, rewriting recipients with rw. It touches no state of the Sender
+// but the queue's files, and can run for many messages at once.
+func (s *Sender) splitTodo(r *splitResult, rw *Rewriter) {
+	id := r.id
 	todoName := s.relPath("todo", id)
 	todo, err := os.Open(s.path("todo", id))
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			s.log.line("warning: unable to open ", todoName)
-			fail()
+			r.fail("warning: unable to open ", todoName)
 		}
 		return
 	}
 	defer todo.Close()
 	mst, err := os.Stat(s.path("mess", id))
 	if err != nil {
-		s.log.line("warning: unable to stat ", s.relPath("mess", id))
-		fail()
+		r.fail("warning: unable to stat ", s.relPath("mess", id))
 		return
 	}
 	for _, dir := range []string{"info", "local", "remote"} {
 		if err := os.Remove(s.path(dir, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.line("warning: unable to unlink ", s.relPath(dir, id))
-			fail()
+			r.fail("warning: unable to unlink ", s.relPath(dir, id))
 			return
 		}
 	}
 	info, err := os.OpenFile(s.path("info", id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		s.log.line("warning: unable to create ", s.relPath("info", id))
-		fail()
+		r.fail("warning: unable to create ", s.relPath("info", id))
 		return
 	}
 	defer info.Close()
-	s.log.line("new msg ", strconv.FormatUint(id, 10))
+	r.log("new msg ", strconv.FormatUint(id, 10))
 
 	var chanFiles [numChannels]*os.File
 	var chanBufs [numChannels]*bufio.Writer
@@ -88,7 +150,6 @@ func (s *Sender) preprocess(id uint64) {
 	// scan_ulong reads them: the text of the record never reaches the
 	// log.
 	var uid, pid int
-	var sender string
 	rr := queue.NewRecordReader(todo, maxRecord)
 	for {
 		rec, err := rr.Next()
@@ -96,8 +157,7 @@ func (s *Sender) preprocess(id uint64) {
 			break
 		}
 		if err != nil {
-			s.log.line("warning: trouble reading ", todoName)
-			fail()
+			r.fail("warning: trouble reading ", todoName)
 			return
 		}
 		switch rec.Type {
@@ -106,16 +166,15 @@ func (s *Sender) preprocess(id uint64) {
 		case 'p':
 			pid, _ = control.ScanUlong(rec.Text)
 		case 'F':
-			sender = rec.Text
-			if _, err := info.Write(queue.AppendRecord(nil, 'F', sender)); err != nil {
-				s.log.line("warning: trouble writing to ", s.relPath("info", id))
-				fail()
+			r.sender = rec.Text
+			if _, err := info.Write(queue.AppendRecord(nil, 'F', r.sender)); err != nil {
+				r.fail("warning: trouble writing to ", s.relPath("info", id))
 				return
 			}
-			s.log.line("info msg ", strconv.FormatUint(id, 10), ": bytes ", strconv.FormatInt(mst.Size(), 10),
-				" from <", logSafe(sender), "> qp ", strconv.Itoa(pid), " uid ", strconv.Itoa(uid))
+			r.log("info msg ", strconv.FormatUint(id, 10), ": bytes ", strconv.FormatInt(mst.Size(), 10),
+				" from <", logSafe(r.sender), "> qp ", strconv.Itoa(pid), " uid ", strconv.Itoa(uid))
 		case 'T':
-			addr, local := s.set.rw.Rewrite(rec.Text)
+			addr, local := rw.Rewrite(rec.Text)
 			c := chanRemote
 			if local {
 				c = chanLocal
@@ -123,63 +182,110 @@ func (s *Sender) preprocess(id uint64) {
 			if chanFiles[c] == nil {
 				f, err := os.OpenFile(s.path(chanDir[c], id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 				if err != nil {
-					s.log.line("warning: unable to create ", s.relPath(chanDir[c], id))
-					fail()
+					r.fail("warning: unable to create ", s.relPath(chanDir[c], id))
 					return
 				}
 				chanFiles[c], chanBufs[c] = f, bufio.NewWriter(f)
 			}
 			chanBufs[c].Write(queue.AppendRecord(nil, 'T', addr))
 		default:
-			s.log.line("warning: unknown record type in ", todoName)
-			fail()
+			r.fail("warning: unknown record type in ", todoName)
 			return
 		}
-	}
-	if err := info.Sync(); err != nil {
-		s.log.line("warning: trouble fsyncing ", s.relPath("info", id))
-		fail()
-		return
 	}
 	for c, f := range chanFiles {
 		if f == nil {
 			continue
 		}
 		if err := chanBufs[c].Flush(); err != nil {
-			s.log.line("warning: trouble writing to ", s.relPath(chanDir[c], id))
-			fail()
+			r.fail("warning: trouble writing to ", s.relPath(chanDir[c], id))
 			return
 		}
-		if err := f.Sync(); err != nil {
-			s.log.line("warning: trouble fsyncing ", s.relPath(chanDir[c], id))
-			fail()
+	}
+	// The files are fsynced at the same time; todo/N goes only when
+	// all of them are durable.
+	files := []*os.File{info}
+	names := []string{s.relPath("info", id)}
+	for c, f := range chanFiles {
+		if f != nil {
+			files = append(files, f)
+			names = append(names, s.relPath(chanDir[c], id))
+		}
+	}
+	for i, err := range syncAll(files) {
+		if err != nil {
+			r.fail("warning: trouble fsyncing ", names[i])
 			return
 		}
 	}
 	ist, err := info.Stat()
 	if err != nil {
-		s.log.line("warning: unable to stat ", s.relPath("info", id))
-		fail()
+		r.fail("warning: unable to stat ", s.relPath("info", id))
 		return
 	}
-	if !s.cleanup("todo/" + strconv.FormatUint(id, 10)) {
-		s.log.line("warning: qmail-clean unable to clean up ", todoName)
-		fail()
-		return
-	}
-	now := s.now()
-	m := &message{id: id, birth: ist.ModTime(), sender: sender}
+	r.birth = ist.ModTime()
 	for c := range chanFiles {
-		if chanFiles[c] != nil {
-			m.pending[c] = true
-			m.next[c] = now
-			s.schedule(m, c)
+		r.chans[c] = chanFiles[c] != nil
+	}
+	r.done = true
+}
+
+// syncAll fsyncs the files concurrently and returns each one's error.
+func syncAll(files []*os.File) []error {
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for i, f := range files[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i+1] = f.Sync()
+		}()
+	}
+	errs[0] = files[0].Sync()
+	wg.Wait()
+	return errs
+}
+
+// commitTodo logs what splitTodo did and, for a message whose files are
+// all durable, has qmail-clean remove todo/N and then schedules its
+// deliveries; finished is called when that is over.
+func (s *Sender) commitTodo(r *splitResult, finished func()) {
+	for _, l := range r.logs {
+		s.log.line(l)
+	}
+	fail := func() {
+		if t := s.now().Add(sleepSysFail); t.Before(s.nextTodo) {
+			s.nextTodo = t
 		}
 	}
-	s.msgs[id] = m
-	if !m.pending[chanLocal] && !m.pending[chanRemote] {
-		s.complete[id] = now
+	if r.failed {
+		fail()
 	}
+	if !r.done {
+		finished()
+		return
+	}
+	s.cleanup("todo/"+strconv.FormatUint(r.id, 10), func(ok bool) {
+		defer finished()
+		if !ok {
+			s.log.line("warning: qmail-clean unable to clean up ", s.relPath("todo", r.id))
+			fail()
+			return
+		}
+		now := s.now()
+		m := &message{id: r.id, birth: r.birth, sender: r.sender}
+		for c, used := range r.chans {
+			if used {
+				m.pending[c] = true
+				m.next[c] = now
+				s.schedule(m, c)
+			}
+		}
+		s.msgs[r.id] = m
+		if !m.pending[chanLocal] && !m.pending[chanRemote] {
+			s.complete[r.id] = now
+		}
+	})
 }
 
 // scanInfo rebuilds the schedule from an existing queue at startup: the
@@ -296,9 +402,11 @@ func (s *Sender) completeMessage(m *message) {
 		return
 	}
 	delete(s.msgs, m.id)
-	if !s.cleanup("foop/" + idStr) {
-		s.log.line("warning: qmail-clean unable to clean up foop/", idStr)
-	}
+	s.cleanup("foop/"+idStr, func(ok bool) {
+		if !ok {
+			s.log.line("warning: qmail-clean unable to clean up foop/", idStr)
+		}
+	})
 }
 
 // sweep hands qmail-clean the leftovers of interrupted qmail-queue runs:
@@ -330,9 +438,12 @@ func (s *Sender) sweep() {
 			if exists(s.path("info", id)) || exists(s.path("todo", id)) {
 				continue
 			}
-			if !s.cleanup("foop/" + strconv.FormatUint(id, 10)) {
-				s.log.line("warning: qmail-clean unable to clean up foop/", strconv.FormatUint(id, 10))
-			}
+			idStr := strconv.FormatUint(id, 10)
+			s.cleanup("foop/"+idStr, func(ok bool) {
+				if !ok {
+					s.log.line("warning: qmail-clean unable to clean up foop/", idStr)
+				}
+			})
 		}
 	}
 }

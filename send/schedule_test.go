@@ -208,7 +208,13 @@ func TestPreprocessUnschedules(t *testing.T) {
 	s.nextTodo = now.Add(time.Hour)
 	addWaiting(t, s, 50, chanLocal, now.Add(-time.Minute))
 	addWaiting(t, s, 50, chanRemote, now.Add(-time.Minute))
-	s.preprocess(50) // no todo/50: the old message is dropped, nothing queued
+	// No todo/50: the old message is dropped, nothing queued.
+	if !s.forgetForTodo(50) {
+		t.Fatal("message 50 kept")
+	}
+	r := &splitResult{id: 50}
+	s.splitTodo(r, s.set.rw)
+	s.commitTodo(r, func() {})
 	for c := 0; c < numChannels; c++ {
 		if n := s.waiting[c].Len(); n != 0 {
 			t.Errorf("channel %d: %d messages still waiting", c, n)

@@ -170,6 +170,8 @@ type event struct {
 	slot   byte
 	report string
 	sig    os.Signal
+	split  *splitResult
+	ok     bool
 }
 
 const (
@@ -177,6 +179,9 @@ const (
 	evReport
 	evSpawnDied
 	evSignal
+	evSplit     // a message of todo/ has been split into its queue files
+	evCleaned   // qmail-clean answered (ok)
+	evCleanDied // qmail-clean's pipe is closed
 )
 
 // Sender is a running qmail-send.
@@ -203,6 +208,15 @@ type Sender struct {
 	cleanR      *bufio.Reader
 	nextTodo    time.Time
 	nextCleanup time.Time
+	// splitting holds the messages of todo/ whose files are being
+	// written (preprocess.go); todoBehind is set when a scan left
+	// messages for later because too many were under way.
+	splitting  map[uint64]bool
+	todoBehind bool
+	// cleanWaiting are the callbacks of the requests sent to
+	// qmail-clean and not answered yet, oldest first.
+	cleanWaiting []func(ok bool)
+	cleanAlive   bool
 }
 
 // ErrAlreadyRunning is returned when another qmail-send holds lock/sendmutex.
@@ -212,15 +226,17 @@ var ErrAlreadyRunning = errors.New("qmail-send is already running")
 // running delivery has finished, or with an error when it cannot start.
 func Run(cfg Config) error {
 	s := &Sender{
-		cfg:       cfg,
-		qdir:      filepath.Join(cfg.Home, "queue"),
-		log:       logger{cfg.Log},
-		now:       time.Now,
-		msgs:      map[uint64]*message{},
-		complete:  map[uint64]time.Time{},
-		nextDelID: 1,
-		events:    make(chan event, 64),
-		cleanR:    bufio.NewReader(cfg.CleanReplies),
+		cfg:        cfg,
+		qdir:       filepath.Join(cfg.Home, "queue"),
+		log:        logger{cfg.Log},
+		now:        time.Now,
+		msgs:       map[uint64]*message{},
+		complete:   map[uint64]time.Time{},
+		nextDelID:  1,
+		events:     make(chan event, 64),
+		cleanR:     bufio.NewReader(cfg.CleanReplies),
+		splitting:  map[uint64]bool{},
+		cleanAlive: true,
 	}
 	set, err := readSettings(cfg.Home)
 	if err != nil {
@@ -265,6 +281,7 @@ func Run(cfg Config) error {
 			s.events <- event{kind: evSignal, sig: sig}
 		}
 	}()
+	go s.readCleanReplies()
 	s.status()
 	s.scanInfo()
 	now := s.now()
@@ -339,6 +356,9 @@ func (s *Sender) loop() {
 }
 
 func (s *Sender) canExit() bool {
+	if len(s.splitting) > 0 || len(s.cleanWaiting) > 0 {
+		return false
+	}
 	for c := 0; c < numChannels; c++ {
 		if s.alive[c] && s.used[c] > 0 {
 			return false
@@ -381,6 +401,12 @@ func (s *Sender) handle(ev event) {
 		}
 	case evReport:
 		s.finishDelivery(ev.c, ev.slot, ev.report)
+	case evSplit:
+		s.splitDone(ev.split)
+	case evCleaned:
+		s.cleaned(ev.ok)
+	case evCleanDied:
+		s.cleanDied()
 	case evSpawnDied:
 		if s.alive[ev.c] {
 			s.log.line("alert: oh no! lost spawn connection! dying...")
@@ -493,23 +519,64 @@ func (rr *reportReader) next() (slot byte, report string, err error) {
 	}
 }
 
-// cleanup asks qmail-clean to remove files (todo/N or foop/N).
-func (s *Sender) cleanup(what string) bool {
+// cleanup asks qmail-clean to remove files (todo/N or foop/N) and calls
+// done with its answer when it comes back as an evCleaned event: the main
+// loop goes on with deliveries while qmail-clean unlinks. qmail-clean
+// answers its requests in order. When qmail-clean is gone, done is called
+// with false at once.
+func (s *Sender) cleanup(what string, done func(ok bool)) {
+	if !s.cleanAlive {
+		done(false)
+		return
+	}
 	if _, err := io.WriteString(s.cfg.Clean, what+"\x00"); err != nil {
-		s.log.line("alert: oh no! lost qmail-clean connection! dying...")
-		s.exitASAP = true
-		return false
+		s.cleanDied()
+		done(false)
+		return
 	}
-	b, err := s.cleanR.ReadByte()
-	if err != nil {
-		s.log.line("alert: oh no! lost qmail-clean connection! dying...")
-		s.exitASAP = true
-		return false
-	}
-	return b == '+'
+	s.cleanWaiting = append(s.cleanWaiting, done)
 }
 
-// scanTodo preprocesses every message in todo/.
+// cleaned hands qmail-clean's next answer to the request waiting for it.
+func (s *Sender) cleaned(ok bool) {
+	if len(s.cleanWaiting) == 0 {
+		return
+	}
+	done := s.cleanWaiting[0]
+	s.cleanWaiting = s.cleanWaiting[1:]
+	done(ok)
+}
+
+// cleanDied fails every request still waiting: qmail-send must exit.
+func (s *Sender) cleanDied() {
+	if !s.cleanAlive {
+		return
+	}
+	s.cleanAlive = false
+	s.log.line("alert: oh no! lost qmail-clean connection! dying...")
+	s.exitASAP = true
+	waiting := s.cleanWaiting
+	s.cleanWaiting = nil
+	for _, done := range waiting {
+		done(false)
+	}
+}
+
+// readCleanReplies turns qmail-clean's answers ('+' done, anything else
+// failed) into events.
+func (s *Sender) readCleanReplies() {
+	for {
+		b, err := s.cleanR.ReadByte()
+		if err != nil {
+			s.events <- event{kind: evCleanDied}
+			return
+		}
+		s.events <- event{kind: evCleaned, ok: b == '+'}
+	}
+}
+
+// scanTodo starts preprocessing every message in todo/ that is not
+// already under way, at most preprocessParallel at a time.
 func (s *Sender) scanTodo() {
 	s.nextTodo = s.now().Add(sleepTodo)
 	entries, err := os.ReadDir(filepath.Join(s.qdir, "todo"))
@@ -528,7 +595,14 @@ func (s *Sender) scanTodo() {
 		if s.exitASAP {
 			return
 		}
-		s.preprocess(id)
+		if s.splitting[id] {
+			continue
+		}
+		if len(s.splitting) >= preprocessParallel {
+			s.todoBehind = true
+			return
+		}
+		s.startSplit(id)
 	}
 }
 

@@ -1,7 +1,6 @@
 package send
 
 import (
-	"bufio"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -272,18 +271,29 @@ func TestSweep(t *testing.T) {
 	var requests strings.Builder
 	var log strings.Builder
 	s := &Sender{
-		cfg:    Config{Home: home, Clean: &requests},
-		qdir:   qdir,
-		log:    logger{&log},
-		now:    func() time.Time { return now },
-		msgs:   map[uint64]*message{},
-		cleanR: bufio.NewReader(strings.NewReader("+")),
+		cfg:        Config{Home: home, Clean: &requests},
+		qdir:       qdir,
+		log:        logger{&log},
+		now:        func() time.Time { return now },
+		msgs:       map[uint64]*message{},
+		cleanAlive: true,
 	}
 	s.sweep()
 	if requests.String() != "foop/100\x00" {
 		t.Errorf("qmail-clean got %q, want foop/100 only", requests.String())
 	}
+	s.cleaned(true)
 	if log.Len() != 0 {
 		t.Errorf("log: %q", log.String())
+	}
+	// The fake qmail-clean removed nothing: the next sweep asks again,
+	// and a failure is logged when qmail-clean's answer comes.
+	s.sweep()
+	if log.Len() != 0 {
+		t.Errorf("logged before the answer: %q", log.String())
+	}
+	s.cleaned(false)
+	if want := "warning: qmail-clean unable to clean up foop/100\n"; log.String() != want {
+		t.Errorf("log %q, want %q", log.String(), want)
 	}
 }

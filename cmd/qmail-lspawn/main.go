@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/worker"
 	"github.com/goqmail/goqmail/send/spawn"
 	"github.com/goqmail/goqmail/users"
 )
@@ -44,8 +45,13 @@ func main() {
 			Users:          spawn.Users{Chain: chain},
 			AsRoot:         asRoot,
 		},
+		// qmail-local runs as one worker per recipient account and
+		// delivery under way, not once per delivery.
+		Workers: worker.NewPool(os.Stderr, worker.DefaultIdleTimeout),
 	}
-	if err := srv.Serve(os.Stdin, os.Stdout); err != nil {
+	err = srv.Serve(os.Stdin, os.Stdout)
+	srv.Workers.Close()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "qmail-lspawn: %v\n", err)
 		os.Exit(111)
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/goqmail/goqmail/internal/worker"
 )
 
 // Child is what a spawner knows about one finished delivery program.
@@ -40,6 +42,10 @@ type Server struct {
 	// MessOwner is the uid that must own every message file (qmailq).
 	MessOwner int
 	Channel   Channel
+	// Workers, when not nil, runs the channel's programs that can be run
+	// as long-running workers (internal/worker) in them instead of one
+	// process per delivery.
+	Workers *worker.Pool
 }
 
 // Serve announces MaxSlots, then answers every request read from in on
@@ -145,6 +151,11 @@ func (s *Server) deliver(req Request) string {
 		return report
 	}
 	out := &limitedBuffer{limit: s.Channel.OutputLimit()}
+	if s.Workers != nil {
+		if res, ok := s.Workers.Run(cmd, mess, out); ok {
+			return s.Channel.Report(Child{Crashed: res.Crashed, ExitCode: res.ExitCode, Output: out.bytes()})
+		}
+	}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.Stdin = mess

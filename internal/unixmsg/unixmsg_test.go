@@ -1,4 +1,4 @@
-package queue
+package unixmsg
 
 import (
 	"testing"
@@ -6,15 +6,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// FuzzParseRights: any control-message bytes give descriptors and
+// FuzzParse: any control-message bytes give descriptors and
 // credentials or nothing, never a panic.
-func FuzzParseRights(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	f.Add(unix.UnixRights(5, 6))
 	f.Add(append(unix.UnixRights(7, 8), unix.UnixCredentials(&unix.Ucred{Pid: 1, Uid: 2, Gid: 3})...))
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, oob []byte) {
-		fds, cred := parseRights(oob)
+		fds, cred := Parse(oob)
 		if len(fds) > len(oob)/4 {
 			t.Fatalf("%d descriptors from %d bytes", len(fds), len(oob))
 		}
@@ -22,7 +22,7 @@ func FuzzParseRights(f *testing.F) {
 	})
 }
 
-func TestParseRights(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		name    string
 		oob     []byte
@@ -38,7 +38,7 @@ func TestParseRights(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fds, cred := parseRights(tt.oob)
+			fds, cred := Parse(tt.oob)
 			if len(fds) != len(tt.fds) {
 				t.Fatalf("fds %v, want %v", fds, tt.fds)
 			}
