@@ -43,6 +43,20 @@ type runner struct {
 	seq     int
 	notes   map[string]bool
 	report  *Report
+	// spent are the directories of finished runs, removed at the end:
+	// see removeAtEnd.
+	spent []string
+}
+
+// removeAtEnd removes dir after the last run rather than now. ext4
+// without a journal does not reuse an inode freed in the last minutes
+// and walks past every such inode of a block group for each file it
+// creates: removing a run's tens of thousands of files at once would
+// make the next run, whichever server it measures, pay for them.
+func (r *runner) removeAtEnd(dir string) {
+	if !r.cfg.Keep {
+		r.spent = append(r.spent, dir)
+	}
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -80,6 +94,11 @@ func Benchmark(ctx context.Context, cfg Config) (*Report, error) {
 		Injectors: cfg.Injectors, Rounds: cfg.Rounds, Machine: describeMachine(cfg.WorkDir),
 	}
 	r := &runner{cfg: cfg, account: account, notes: map[string]bool{}, report: rep}
+	defer func() {
+		for _, dir := range r.spent {
+			os.RemoveAll(dir)
+		}
+	}()
 	if err := CheckFsyncEnvironment(rep.Machine.Disk); err != nil {
 		return nil, err
 	}
@@ -98,7 +117,7 @@ func Benchmark(ctx context.Context, cfg Config) (*Report, error) {
 	for _, w := range []int{1, 8} {
 		dir := filepath.Join(cfg.WorkDir, fmt.Sprintf("disk-%d", w))
 		rate, err := FsyncRenameRate(ctx, dir, w, cfg.DiskTime)
-		os.RemoveAll(dir)
+		r.removeAtEnd(dir)
 		if err != nil {
 			return nil, fmt.Errorf("disk test: %w", err)
 		}
@@ -159,9 +178,7 @@ func (r *runner) runOne(ctx context.Context, workload string, round int, mk serv
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
-	if !cfg.Keep {
-		defer os.RemoveAll(dir)
-	}
+	r.removeAtEnd(dir)
 
 	relayPort := 0
 	var sink *Sink

@@ -48,6 +48,10 @@ type Delivery struct {
 	// time.Now.
 	Pid int
 	Now func() time.Time
+	// Conns, when not nil, keeps the connection open after an accepted
+	// message and provides kept connections (ConnCache); nil ends every
+	// connection with QUIT, as qmail-remote does.
+	Conns *ConnCache
 }
 
 // Run delivers and writes qmail-remote's reports to out: recipient
@@ -248,8 +252,27 @@ func (d *Delivery) deliver() ([]recipientReport, *Outcome) {
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
+	keyOf := func(t dns.Target) connKey {
+		return connKey{
+			addr:     net.JoinHostPort(t.Addr.Unmap().String(), strconv.Itoa(port)),
+			fqdn:     t.Host,
+			helohost: cfg.helohost,
+			route:    route,
+			implicit: port == 465,
+		}
+	}
+	if d.Conns != nil {
+		preferKept(usable, d.Conns, keyOf)
+	}
 	tcpto := NewTCPTO(TCPTOPath(d.Home), pid, now)
 	for _, t := range usable {
+		if cc := d.Conns.take(keyOf(t)); cc != nil {
+			if reports, o, ok := d.reuse(cc, cfg, t, route, sender, recips); ok {
+				return reports, o
+			}
+			// The peer had ended it: a new connection, as if none had
+			// been kept.
+		}
 		if tcpto.Skip(t.Addr) {
 			continue
 		}
@@ -274,6 +297,7 @@ func (d *Delivery) deliver() ([]recipientReport, *Outcome) {
 			recipients: recips,
 			message:    d.Message,
 			size:       d.Size,
+			keep:       d.Conns != nil,
 		}
 		if s.implicit {
 			s.implicitPolicy, err = decideTLS(cfg.ctl, t.Host)
@@ -285,10 +309,72 @@ func (d *Delivery) deliver() ([]recipientReport, *Outcome) {
 		s.tcp = &deadlineConn{Conn: conn, timeout: cfg.timeout}
 		s.setConn(s.tcp)
 		o := s.run()
-		conn.Close()
+		if s.kept {
+			d.Conns.put(s.keepConn(keyOf(t)))
+		} else {
+			conn.Close()
+		}
 		return s.reports, o
 	}
 	return nil, noConnect
+}
+
+// reuse delivers on the kept connection cc to target t. ok is false,
+// with cc closed and nothing reported, when the connection turns out to
+// be unusable before the peer accepted anything of this message: the
+// tlshosts/ verdict for t changed, something arrived on it while it was
+// idle, or the peer is gone or closing (421) at MAIL FROM.
+func (d *Delivery) reuse(cc *cachedConn, cfg *settings, t dns.Target, route Route, sender string, recips []string) ([]recipientReport, *Outcome, bool) {
+	if !cc.quiet() {
+		cc.tcp.Close()
+		return nil, nil, false
+	}
+	if policy, err := decideTLS(cfg.ctl, t.Host); err != nil || policy != cc.policy {
+		cc.quit()
+		return nil, nil, false
+	}
+	s := &session{
+		ctl:        cfg.ctl,
+		timeout:    cfg.timeout,
+		partner:    t.Addr.Unmap().String(),
+		fqdn:       t.Host,
+		helohost:   cfg.helohost,
+		route:      route,
+		implicit:   cc.key.implicit,
+		sender:     sender,
+		recipients: recips,
+		message:    d.Message,
+		size:       d.Size,
+		keep:       true,
+	}
+	o := s.resume(cc)
+	if o == staleConn {
+		cc.tcp.Close()
+		return nil, nil, false
+	}
+	if s.kept {
+		d.Conns.put(cc)
+	} else {
+		cc.tcp.Close()
+	}
+	return s.reports, o, true
+}
+
+// preferKept moves a target with a kept connection to the front when it
+// is as preferred as the first: qmail picks among equally preferred
+// exchangers at random, and the one already connected is as good a pick
+// as any.
+func preferKept(usable []dns.Target, conns *ConnCache, keyOf func(dns.Target) connKey) {
+	for i, t := range usable {
+		if t.Pref != usable[0].Pref {
+			return
+		}
+		if conns.has(keyOf(t)) {
+			copy(usable[1:i+1], usable[:i])
+			usable[0] = t
+			return
+		}
+	}
 }
 
 func containsAt(s string) bool {

@@ -89,7 +89,26 @@ type session struct {
 	ehloKeys []string // EHLO keywords (upper case) with their parameters
 
 	reports []recipientReport
+
+	// keep: the caller keeps the connection after an accepted message
+	// (ConnCache), so that message's session ends without QUIT, and
+	// kept is set.
+	keep bool
+	kept bool
+	// reused: the session continues on a kept connection, past EHLO
+	// and AUTH. Should the peer turn out to have gone before it accepts
+	// MAIL FROM, the transaction ends with staleConn, reporting nothing.
+	reused bool
+	// policy is the tlshosts/ verdict the session was set up under;
+	// authed that it logged in.
+	policy tlsPolicy
+	authed bool
 }
+
+// staleConn ends a transaction on a kept connection that the peer had
+// already given up: the message goes on a new connection and nothing of
+// this one is reported.
+var staleConn = &Outcome{'Z', "kept connection found closed\n"}
 
 func (s *session) setConn(c net.Conn) {
 	s.conn = c
@@ -204,6 +223,7 @@ func (s *session) run() *Outcome {
 		if code != 220 {
 			return s.quit('Z', "TLS Connected to ", " but greeting failed")
 		}
+		s.policy = s.implicitPolicy
 	} else {
 		if code, o = s.reply(); o != nil {
 			return o
@@ -224,6 +244,7 @@ func (s *session) run() *Outcome {
 			s.sendQuit()
 			return &Outcome{'Z', "Unable to read control files. (#4.3.0)\n"}
 		}
+		s.policy = policy
 		if !policy.never {
 			started, o := s.tryStartTLS(policy, code)
 			if o != nil {
@@ -247,23 +268,44 @@ func (s *session) run() *Outcome {
 			return s.quit('Z', "Connected to ", " but my name was rejected")
 		}
 	}
-	mailParams := ""
 	if s.route.HasAuth() {
-		authed, o := s.authenticate()
-		if o != nil {
+		if s.authed, o = s.authenticate(); o != nil {
 			return o
 		}
-		if authed {
-			mailParams += " AUTH=" + authParam(s.route.User)
-		}
+	}
+	return s.transaction(s.mailParams())
+}
+
+// mailParams are MAIL FROM's parameters for this message.
+func (s *session) mailParams() string {
+	params := ""
+	if s.authed {
+		params += " AUTH=" + authParam(s.route.User)
 	}
 	if _, ok := s.extension("SIZE"); ok && s.size >= 0 {
-		mailParams += " SIZE=" + strconv.FormatInt(s.size, 10)
+		params += " SIZE=" + strconv.FormatInt(s.size, 10)
 	}
 	if _, ok := s.extension("8BITMIME"); ok {
-		mailParams += " BODY=8BITMIME"
+		params += " BODY=8BITMIME"
 	}
-	return s.transaction(mailParams)
+	return params
+}
+
+// resume is run on a kept connection: the session is already past
+// EHLO, STARTTLS and AUTH, and the last transaction is complete.
+func (s *session) resume(cc *cachedConn) *Outcome {
+	s.tcp, s.conn, s.r, s.w = cc.tcp, cc.conn, cc.r, cc.w
+	s.tcp.timeout = s.timeout
+	s.tlsOn, s.policy, s.ehloKeys, s.authed = cc.tlsOn, cc.policy, cc.ehlo, cc.authed
+	s.reused = true
+	return s.transaction(s.mailParams())
+}
+
+// keepConn is the session's connection for the ConnCache after an
+// accepted message (s.kept).
+func (s *session) keepConn(key connKey) *cachedConn {
+	return &cachedConn{key: key, tcp: s.tcp, conn: s.conn, r: s.r, w: s.w,
+		tlsOn: s.tlsOn, policy: s.policy, ehlo: s.ehloKeys, authed: s.authed}
 }
 
 // transaction is MAIL, RCPT, DATA and the message, pipelined when the
@@ -284,11 +326,11 @@ func (s *session) transaction(mailParams string) *Outcome {
 	if pipelining {
 		for _, l := range lines {
 			if o := send(l); o != nil {
-				return o
+				return s.staleOr(o)
 			}
 		}
 		if err := s.w.Flush(); err != nil {
-			return s.dropped()
+			return s.staleOr(s.dropped())
 		}
 	}
 	next := 0
@@ -302,7 +344,11 @@ func (s *session) transaction(mailParams string) *Outcome {
 	}
 	code, o := step()
 	if o != nil {
-		return o
+		return s.staleOr(o)
+	}
+	if code == 421 && s.reused {
+		// The peer is closing the kept connection (RFC 5321 3.8).
+		return staleConn
 	}
 	if code >= 500 {
 		return s.quit('D', "Connected to ", " but sender was rejected")
@@ -371,7 +417,21 @@ func (s *session) transaction(mailParams string) *Outcome {
 	if code >= 400 {
 		return s.quit('Z', "", " failed after I sent the message")
 	}
+	if s.keep {
+		// No QUIT: the connection is kept for the next message.
+		s.kept = true
+		return &Outcome{Kind: 'K', Text: s.partner + " accepted message.\n" + s.remoteSaid()}
+	}
 	return s.quit('K', "", " accepted message")
+}
+
+// staleOr is o, the outcome of a failure before the peer answered MAIL
+// FROM, or staleConn on a kept connection.
+func (s *session) staleOr(o *Outcome) *Outcome {
+	if s.reused {
+		return staleConn
+	}
+	return o
 }
 
 // tryStartTLS is patch 0010's tls_init for STARTTLS. started reports

@@ -5,7 +5,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 
 	"github.com/goqmail/goqmail/control"
@@ -15,13 +14,9 @@ import (
 
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == worker.Arg {
-		conn, err := net.FileConn(os.NewFile(3, "worker"))
+		conn, err := worker.Inherited()
 		if err == nil {
-			if uc, ok := conn.(*net.UnixConn); ok {
-				err = local.ServeWorker(uc, control.Home())
-			} else {
-				err = fmt.Errorf("%s: fd 3 is not a Unix socket", worker.Arg)
-			}
+			err = local.ServeWorker(conn, control.Home())
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "qmail-local: %v\n", err)

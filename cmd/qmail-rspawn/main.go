@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/worker"
 	"github.com/goqmail/goqmail/send/spawn"
 )
 
@@ -24,8 +25,14 @@ func main() {
 		MessDir:   messDir,
 		MessOwner: int(st.Sys().(*syscall.Stat_t).Uid),
 		Channel:   &spawn.Remote{Program: spawn.RemoteProgram(home, os.Getenv("QMAILREMOTE"))},
+		// qmail-remote runs as long-running workers, one per delivery
+		// under way, not once per delivery; a wrapper installed in its
+		// place still runs once per delivery.
+		Workers: worker.NewPool(os.Stderr, worker.DefaultIdleTimeout),
 	}
-	if err := srv.Serve(os.Stdin, os.Stdout); err != nil {
+	err = srv.Serve(os.Stdin, os.Stdout)
+	srv.Workers.Close()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "qmail-rspawn: %v\n", err)
 		os.Exit(111)
 	}

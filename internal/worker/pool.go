@@ -96,23 +96,32 @@ func (p *Pool) Run(cmd *exec.Cmd, stdin *os.File, out io.Writer) (res Result, ha
 	if err != nil {
 		return Result{}, false
 	}
-	w := p.take(k)
-	if w == nil {
-		if w, err = p.start(cmd); err != nil {
-			if errors.Is(err, errNoHello) {
-				p.verify.refuse(cmd.Path)
+	// A worker that has exited without being reaped yet (or after
+	// answering a delivery with Request.Exit) does not take the
+	// request: then one more worker is tried.
+	for attempt := 0; attempt < 2; attempt++ {
+		w := p.take(k)
+		if w == nil {
+			if w, err = p.start(cmd); err != nil {
+				if errors.Is(err, errNoHello) {
+					p.verify.refuse(cmd.Path)
+				}
+				fmt.Fprintf(p.log, "worker: %s: %v; running it once per delivery\n", cmd.Args[0], err)
+				return Result{}, false
 			}
-			fmt.Fprintf(p.log, "worker: %s: %v; running it once per delivery\n", cmd.Args[0], err)
-			return Result{}, false
 		}
-	}
-	res, alive := w.deliver(args, stdin, out)
-	if alive {
-		p.put(k, w)
-	} else {
+		res, outcome := w.deliver(args, stdin, out)
+		switch outcome {
+		case answered:
+			p.put(k, w)
+			return res, true
+		case died:
+			p.retire(w)
+			return Result{Crashed: true}, true
+		}
 		p.retire(w)
 	}
-	return res, true
+	return Result{}, false
 }
 
 // poolKey is false for a cmd that a worker cannot stand for.
@@ -191,17 +200,30 @@ func (p *Pool) start(cmd *exec.Cmd) (*proc, error) {
 	return w, nil
 }
 
-// deliver hands the worker one delivery. alive is false when the worker
-// did not answer (it crashed) or misbehaved; it must not be used again.
-func (w *proc) deliver(args []byte, stdin *os.File, out io.Writer) (res Result, alive bool) {
+// outcome is what became of a request to a worker.
+type outcome int
+
+const (
+	answered outcome = iota // the worker answered: res holds its exit code
+	died                    // the worker took the request and died: a crash
+	notSent                 // the worker did not take the request
+)
+
+// deliver hands the worker one delivery; unless it is answered, the
+// worker must not be used again.
+func (w *proc) deliver(args []byte, stdin *os.File, out io.Writer) (Result, outcome) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		// As a fork failing: the caller's report is the program's
-		// temporary failure to run.
-		return Result{ExitCode: 111}, true
+		return Result{}, notSent
 	}
 	_, _, err = w.conn.WriteMsgUnix(args, unix.UnixRights(int(stdin.Fd()), int(outW.Fd())), nil)
 	outW.Close()
+	if err != nil {
+		// A SOCK_SEQPACKET send fails only when the worker's end is
+		// closed: it has exited, and nothing was delivered.
+		outR.Close()
+		return Result{}, notSent
+	}
 	copied := make(chan struct{})
 	go func() {
 		io.Copy(out, outR)
@@ -209,30 +231,35 @@ func (w *proc) deliver(args []byte, stdin *os.File, out io.Writer) (res Result, 
 		close(copied)
 	}()
 	var answer [2]byte
-	n := 0
-	if err == nil {
-		n, err = w.conn.Read(answer[:])
-	}
+	n, err := w.conn.Read(answer[:])
 	<-copied
 	if err != nil || n != 1 {
-		// No answer: the worker has died (or never got the request
-		// and will be ended): the delivery's program crashed.
-		return Result{Crashed: true}, false
+		// No answer: the worker died with the delivery under way,
+		// as a crashed program.
+		return Result{}, died
 	}
-	return Result{ExitCode: int(answer[0])}, true
+	return Result{ExitCode: int(answer[0])}, answered
 }
 
 func (p *Pool) take(k key) *proc {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	idle := p.idle[k]
-	if len(idle) == 0 {
-		return nil
+	for len(idle) > 0 {
+		// The most recently used: the others can then expire.
+		w := idle[len(idle)-1]
+		idle = idle[:len(idle)-1]
+		p.idle[k] = idle
+		select {
+		case <-w.exited:
+			// It died while idle: handed a delivery, it would
+			// make it look crashed without having tried it.
+			p.retire(w)
+		default:
+			return w
+		}
 	}
-	// The most recently used: the others can then expire.
-	w := idle[len(idle)-1]
-	p.idle[k] = idle[:len(idle)-1]
-	return w
+	return nil
 }
 
 func (p *Pool) put(k key, w *proc) {

@@ -155,3 +155,22 @@ func decodeArgs(b []byte) ([]string, bool) {
 	}
 	return args, true
 }
+
+// Inherited is the worker's end of the socket, fd 3 as the spawner
+// starts it. fd 3 itself is closed (the connection uses a close-on-exec
+// copy): the programs a delivery runs must not inherit the socket, or
+// one could answer for the worker.
+func Inherited() (*net.UnixConn, error) {
+	sock := os.NewFile(3, "worker")
+	conn, err := net.FileConn(sock)
+	sock.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%s: fd 3: %w", Arg, err)
+	}
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("%s: fd 3 is not a Unix socket", Arg)
+	}
+	return uc, nil
+}

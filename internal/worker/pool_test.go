@@ -1,0 +1,228 @@
+package worker
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goqmail/goqmail/internal/testenv"
+)
+
+// copyFile copies src to dst (made anew, so a new inode) with mode.
+func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := dst + ".new"
+	if err := os.WriteFile(tmp, b, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVerifier(t *testing.T) {
+	t.Parallel()
+	qmailLocal := testenv.Program(t, "qmail-local")
+	dir := t.TempDir()
+	script := filepath.Join(dir, "qmail-local.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec "+qmailLocal+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	trueCopy := filepath.Join(dir, "true")
+	copyFile(t, "/bin/true", trueCopy, 0o755)
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(qmailLocal, link); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		file, prog string
+		want       bool
+	}{
+		{"own name", qmailLocal, "qmail-local", true},
+		{"through a symlink", link, "qmail-local", true},
+		{"another name", qmailLocal, "qmail-remote", false},
+		{"a name that is not a program", qmailLocal, "", false},
+		{"a path for a name", qmailLocal, "x/../qmail-local", false},
+		{"full path for a name", qmailLocal, qmailLocal, false},
+		{"shell script", script, "qmail-local", false},
+		{"copy of /bin/true", trueCopy, "qmail-local", false},
+		{"/bin/true", "/bin/true", "true", false},
+		{"a directory", dir, "qmail-local", false},
+		{"missing", filepath.Join(dir, "missing"), "qmail-local", false},
+	}
+	v := &Verifier{}
+	for _, tt := range tests {
+		// Twice: the remembered answer is the same.
+		for i := 0; i < 2; i++ {
+			if got := v.Speaks(tt.file, tt.prog); got != tt.want {
+				t.Errorf("%s (%d): Speaks(%s, %q) = %v, want %v", tt.name, i, tt.file, tt.prog, got, tt.want)
+			}
+		}
+	}
+}
+
+// The answer is remembered per file: replacing the file, in place or by
+// a new one under the same name, is noticed.
+func TestVerifierNoticesReplacement(t *testing.T) {
+	t.Parallel()
+	qmailLocal := testenv.Program(t, "qmail-local")
+	installed := filepath.Join(t.TempDir(), "qmail-local")
+	v := &Verifier{}
+	speaks := func(step string, want bool) {
+		t.Helper()
+		if got := v.Speaks(installed, "qmail-local"); got != want {
+			t.Fatalf("%s: Speaks = %v, want %v", step, got, want)
+		}
+	}
+	copyFile(t, qmailLocal, installed, 0o755)
+	speaks("goqmail's qmail-local", true)
+
+	copyFile(t, "/bin/true", installed, 0o755)
+	speaks("replaced by /bin/true", false)
+
+	copyFile(t, qmailLocal, installed, 0o755)
+	speaks("goqmail's again", true)
+
+	// Overwritten in place (same inode) by a wrapper script.
+	wrapper := []byte("#!/bin/sh\nexec /usr/local/bin/qmail-local \"$@\"\n")
+	if err := os.WriteFile(installed, wrapper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	speaks("overwritten by a wrapper", false)
+
+	b, err := os.ReadFile(qmailLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(installed, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	speaks("overwritten by goqmail's", true)
+
+	// A goqmail program that did not start as a worker (refuse) runs
+	// once per delivery until the file changes.
+	v.refuse(installed)
+	speaks("refused", false)
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(installed, later, later); err != nil {
+		t.Fatal(err)
+	}
+	speaks("touched after refusal", true)
+}
+
+// syncBuffer is a log written to by the pool's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A command a worker cannot stand for is left to the caller, without
+// starting anything.
+func TestRunRefuses(t *testing.T) {
+	t.Parallel()
+	qmailLocal := testenv.Program(t, "qmail-local")
+	dir := t.TempDir()
+	script := filepath.Join(dir, "qmail-local")
+	// Were it run, it would leave a trace.
+	if err := os.WriteFile(script, []byte("#!/bin/sh\ntouch "+filepath.Join(dir, "ran")+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	cmdOf := func(path string, change func(*exec.Cmd)) *exec.Cmd {
+		cmd := exec.Command(path, qmailLocalArgs...)
+		cmd.Args[0] = "qmail-local"
+		cmd.Dir = dir
+		change(cmd)
+		return cmd
+	}
+	tests := []struct {
+		name string
+		cmd  *exec.Cmd
+	}{
+		{"wrapper script", cmdOf(script, func(*exec.Cmd) {})},
+		{"own environment", cmdOf(qmailLocal, func(c *exec.Cmd) { c.Env = os.Environ() })},
+		{"own stdin", cmdOf(qmailLocal, func(c *exec.Cmd) { c.Stdin = stdin })},
+		{"another name", cmdOf(qmailLocal, func(c *exec.Cmd) { c.Args[0] = "qmail-remote" })},
+		{"NUL in an argument", cmdOf(qmailLocal, func(c *exec.Cmd) { c.Args[3] = "a\x00b" })},
+		{"too many arguments", cmdOf(qmailLocal, func(c *exec.Cmd) { c.Args = append(c.Args, make([]string, maxArgs)...) })},
+	}
+	log := &syncBuffer{}
+	p := NewPool(log, time.Hour)
+	defer p.Close()
+	for _, tt := range tests {
+		var out bytes.Buffer
+		if res, handled := p.Run(tt.cmd, stdin, &out); handled {
+			t.Errorf("%s: handled by a worker: %+v %q", tt.name, res, out.String())
+		}
+		if out.Len() > 0 {
+			t.Errorf("%s: output %q", tt.name, out.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+		t.Errorf("the wrapper script was run")
+	}
+	p.mu.Lock()
+	n := len(p.idle)
+	p.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d workers started", n)
+	}
+	if log.String() != "" {
+		t.Errorf("log %q", log.String())
+	}
+}
+
+// A goqmail program that does not start as a worker (qmail-showctl has
+// no --worker) is run once per delivery from then on, and the pool says
+// so once.
+func TestRunNoHello(t *testing.T) {
+	t.Parallel()
+	showctl := testenv.Program(t, "qmail-showctl")
+	home := testenv.NewHome(t)
+	stdin, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	log := &syncBuffer{}
+	p := NewPool(log, time.Hour)
+	for i := 0; i < 2; i++ {
+		cmd := exec.Command(showctl)
+		cmd.Args[0] = "qmail-showctl"
+		cmd.Dir = home
+		if res, handled := p.Run(cmd, stdin, io.Discard); handled {
+			t.Errorf("run %d: handled by a worker: %+v", i, res)
+		}
+	}
+	p.Close()
+	if got := strings.Count(log.String(), "worker: qmail-showctl: no worker hello; running it once per delivery\n"); got != 1 {
+		t.Errorf("log %q: want the refusal once", log.String())
+	}
+}
