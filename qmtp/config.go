@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/inbound"
 	"github.com/goqmail/goqmail/queue"
-	"github.com/goqmail/goqmail/smtpd"
 )
 
 // Exit codes of qmail-qmtpd and qmail-qmqpd.
@@ -41,9 +41,9 @@ type Queue interface {
 
 // Config is what a QMTP or QMQP connection runs with.
 type Config struct {
-	Env       smtpd.Environ    // tcp-environ variables and RELAYCLIENT
-	DataBytes int64            // QMTP only: control/databytes or $DATABYTES; 0 = no limit
-	RcptHosts *smtpd.RcptHosts // QMTP only: nil = every domain (no rcpthosts file)
+	Env       inbound.Environ    // tcp-environ variables and RELAYCLIENT
+	DataBytes int64              // QMTP only: control/databytes or $DATABYTES; 0 = no limit
+	RcptHosts *inbound.RcptHosts // QMTP only: nil = every domain (no rcpthosts file)
 	OpenQueue func() (Queue, error)
 	Timeout   time.Duration    // whole-connection limit; 0 = ConnectionTimeout
 	Now       func() time.Time // nil = time.Now
@@ -57,13 +57,13 @@ type Config struct {
 // LoadConfig reads the control files of home (rcpthosts, morercpthosts.cdb,
 // databytes) and the environment through lookup, as qmail-qmtpd does at
 // start; qmail-qmqpd uses only the environment and the queue.
-func LoadConfig(home string, lookup smtpd.LookupEnv) (*Config, error) {
+func LoadConfig(home string, lookup inbound.LookupEnv) (*Config, error) {
 	files, err := control.Open(home)
 	if err != nil {
 		return nil, err
 	}
-	cfg := &Config{Env: smtpd.ReadEnviron(lookup)}
-	if cfg.RcptHosts, err = smtpd.LoadRcptHosts(files); err != nil {
+	cfg := &Config{Env: inbound.ReadEnviron(lookup)}
+	if cfg.RcptHosts, err = inbound.LoadRcptHosts(files); err != nil {
 		return nil, err
 	}
 	databytes, err := files.Int("databytes", 0)
@@ -101,7 +101,7 @@ func (c *Config) now() time.Time {
 // received() without a HELO name.
 func (c *Config) received(protocol string) string {
 	e := c.Env
-	return smtpd.Received(protocol, e.Local, e.RemoteIP, e.RemoteHost, e.RemoteInfo, e.HasRemoteInfo, "", false, c.now())
+	return inbound.Received(protocol, e.Local, e.RemoteIP, e.RemoteHost, e.RemoteInfo, e.HasRemoteInfo, "", false, c.now())
 }
 
 // openQueue starts a submission. A queue program that cannot be executed

@@ -5,8 +5,8 @@ import (
 	"io"
 	"net"
 
+	"github.com/goqmail/goqmail/internal/inbound"
 	"github.com/goqmail/goqmail/queue"
-	"github.com/goqmail/goqmail/smtpd"
 	"github.com/goqmail/goqmail/tcpserver"
 )
 
@@ -43,7 +43,7 @@ func (l *Listener) ServeQMTP(conn net.Conn, env map[string]string) {
 // accepts: the tcprules cdb is what restricts it.
 func (l *Listener) ServeQMQP(conn net.Conn, env map[string]string) {
 	cfg := &Config{
-		Env:       smtpd.ReadEnviron(lookupIn(env)),
+		Env:       inbound.ReadEnviron(lookupIn(env)),
 		OpenQueue: l.queueOpener(env),
 		Hold:      holdOf(conn),
 	}
@@ -73,7 +73,7 @@ func holdOf(conn net.Conn) func() (release func()) {
 	return nil
 }
 
-func lookupIn(env map[string]string) smtpd.LookupEnv {
+func lookupIn(env map[string]string) inbound.LookupEnv {
 	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 }
 

@@ -6,8 +6,8 @@ import (
 	"os"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/inbound"
 	"github.com/goqmail/goqmail/queue"
-	"github.com/goqmail/goqmail/smtpd"
 	"github.com/goqmail/goqmail/tcpserver"
 )
 
@@ -50,16 +50,16 @@ func Main(name string, proto Protocol, args []string, stderr io.Writer) int {
 	case QMQP:
 		// QMQP relays for every client: no rcpthosts, no databytes.
 		cfg := &Config{
-			Env:       smtpd.ReadEnviron(os.LookupEnv),
+			Env:       inbound.ReadEnviron(os.LookupEnv),
 			OpenQueue: func() (Queue, error) { return queue.Open(home) },
 		}
-		code, err = ServeQMQP(smtpd.StdioConn(), cfg)
+		code, err = ServeQMQP(inbound.StdioConn(), cfg)
 	default:
 		cfg, lerr := LoadConfig(home, os.LookupEnv)
 		if lerr != nil {
 			return fatal(lerr)
 		}
-		code, err = ServeQMTP(smtpd.StdioConn(), cfg)
+		code, err = ServeQMTP(inbound.StdioConn(), cfg)
 	}
 	if err != nil && code != ExitOK {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)

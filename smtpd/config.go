@@ -2,16 +2,13 @@ package smtpd
 
 import (
 	"errors"
-	"fmt"
-	"io/fs"
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/goqmail/goqmail/control"
-	"github.com/goqmail/goqmail/control/cdb"
+	"github.com/goqmail/goqmail/internal/inbound"
 )
 
 // Config is what one SMTP session runs with: the control files, read
@@ -40,51 +37,16 @@ type Config struct {
 	ServerCertPath string
 }
 
-// Environ is the connection's tcp-environ(5) and patch variables.
-type Environ struct {
-	RemoteIP      string // TCPREMOTEIP, "unknown" when unset
-	RemoteHost    string // TCPREMOTEHOST, "unknown" when unset
-	RemoteInfo    string // TCPREMOTEINFO
-	HasRemoteInfo bool
-	Local         string // TCPLOCALHOST, else TCPLOCALIP, else "unknown"
-	RelayClient   string // RELAYCLIENT: appended to each recipient
-	IsRelayClient bool   // RELAYCLIENT is set, even empty
-	SMTPAuth      string // SMTPAUTH, lowercased
-	HasSMTPAuth   bool
-	RcptCheck     string // RCPTCHECK: program run for each recipient
-	SMTPS         bool   // SMTPS: TLS from the first byte
-	TLSCiphers    string // TLSCIPHERS: overrides control/tlsserverciphers
-	HasTLSCiphers bool   // TLSCIPHERS is set, even empty (then DEFAULT)
-}
+// Environ is the connection's tcp-environ(5) and patch variables. It
+// lives in package inbound, which qmail-qmtpd shares without linking
+// smtpd's TLS.
+type Environ = inbound.Environ
 
 // LookupEnv is os.LookupEnv's signature: the source of the environment.
-type LookupEnv func(string) (string, bool)
+type LookupEnv = inbound.LookupEnv
 
 // ReadEnviron reads the connection variables with qmail-smtpd's defaults.
-func ReadEnviron(lookup LookupEnv) Environ {
-	get := func(name, def string) string {
-		if v, ok := lookup(name); ok {
-			return v
-		}
-		return def
-	}
-	var e Environ
-	e.RemoteIP = get("TCPREMOTEIP", "unknown")
-	e.RemoteHost = get("TCPREMOTEHOST", "unknown")
-	e.RemoteInfo, e.HasRemoteInfo = lookup("TCPREMOTEINFO")
-	if v, ok := lookup("TCPLOCALHOST"); ok {
-		e.Local = v
-	} else {
-		e.Local = get("TCPLOCALIP", "unknown")
-	}
-	e.RelayClient, e.IsRelayClient = lookup("RELAYCLIENT")
-	e.SMTPAuth, e.HasSMTPAuth = lookup("SMTPAUTH")
-	e.SMTPAuth = strings.ToLower(e.SMTPAuth)
-	e.RcptCheck = get("RCPTCHECK", "")
-	_, e.SMTPS = lookup("SMTPS")
-	e.TLSCiphers, e.HasTLSCiphers = lookup("TLSCIPHERS")
-	return e
-}
+func ReadEnviron(lookup LookupEnv) Environ { return inbound.ReadEnviron(lookup) }
 
 // ErrNoGreeting is returned by LoadConfig when neither smtpgreeting nor me
 // exists: qmail-smtpd refuses to run ("unable to read controls").
@@ -150,85 +112,14 @@ func LoadConfig(home string, lookup LookupEnv) (*Config, error) {
 }
 
 // RcptHosts is control/rcpthosts plus control/morercpthosts.cdb: the
-// domains this host accepts mail for from clients that may not relay.
-type RcptHosts struct {
-	hosts map[string]bool
-	more  *cdb.Reader // nil when morercpthosts.cdb is missing
-}
+// domains this host accepts mail for from clients that may not relay
+// (inbound.RcptHosts).
+type RcptHosts = inbound.RcptHosts
 
 // LoadRcptHosts reads rcpthosts and opens morercpthosts.cdb. It returns
-// nil, nil when rcpthosts is missing: then every domain is allowed, as in
-// qmail (morercpthosts is consulted only when rcpthosts exists).
+// nil, nil when rcpthosts is missing: then every domain is allowed.
 func LoadRcptHosts(files *control.Files) (*RcptHosts, error) {
-	lines, ok, err := files.List("rcpthosts")
-	if err != nil || !ok {
-		return nil, err
-	}
-	rh := &RcptHosts{hosts: make(map[string]bool, len(lines))}
-	for _, l := range lines {
-		rh.hosts[strings.ToLower(l)] = true
-	}
-	more, err := cdb.Open(files.Path("morercpthosts.cdb"))
-	switch {
-	case err == nil:
-		rh.more = more
-	case errors.Is(err, fs.ErrNotExist):
-	default:
-		return nil, fmt.Errorf("control/morercpthosts.cdb: %w", err)
-	}
-	return rh, nil
-}
-
-// Close releases morercpthosts.cdb.
-func (rh *RcptHosts) Close() error {
-	if rh == nil || rh.more == nil {
-		return nil
-	}
-	return rh.more.Close()
-}
-
-// Allowed is rcpthosts.c's test: an address without '@' is allowed;
-// otherwise its domain, lowercased, must be listed whole or by one of its
-// ".suffix" forms, in rcpthosts or else in morercpthosts.cdb.
-func (rh *RcptHosts) Allowed(addr string) (bool, error) {
-	if rh == nil {
-		return true, nil
-	}
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return true, nil
-	}
-	host := strings.ToLower(addr[at+1:])
-	keys := domainKeys(host)
-	for _, k := range keys {
-		if rh.hosts[k] {
-			return true, nil
-		}
-	}
-	if rh.more != nil {
-		for _, k := range keys {
-			_, ok, err := rh.more.Get([]byte(k))
-			if err != nil {
-				return false, fmt.Errorf("control/morercpthosts.cdb: %w", err)
-			}
-			if ok {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
-}
-
-// domainKeys lists the lookup keys of a host: the host itself, then every
-// suffix that starts at a '.'.
-func domainKeys(host string) []string {
-	keys := []string{host}
-	for j := 1; j < len(host); j++ {
-		if host[j] == '.' {
-			keys = append(keys, host[j:])
-		}
-	}
-	return keys
+	return inbound.LoadRcptHosts(files)
 }
 
 // isLocalIP is ipme_is: 0.0.0.0 or an IPv4 address of an interface.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/bugexit"
 	"github.com/goqmail/goqmail/queue"
 )
 
@@ -44,12 +45,11 @@ func main() {
 	}
 	signal.Ignore(syscall.SIGPIPE, syscall.SIGVTALRM, syscall.SIGPROF, syscall.SIGQUIT,
 		syscall.SIGINT, syscall.SIGHUP, syscall.SIGXCPU, syscall.SIGXFSZ)
-	bugs := make(chan os.Signal, 1)
-	signal.Notify(bugs, syscall.SIGILL, syscall.SIGABRT, syscall.SIGFPE, syscall.SIGBUS, syscall.SIGSYS)
-	go func() {
-		<-bugs
+	// bugexit, not os/signal.Notify: no thread is started to wait for
+	// signals that never come.
+	if bugexit.Catch(syscall.SIGILL, syscall.SIGABRT, syscall.SIGFPE, syscall.SIGBUS, syscall.SIGSYS) != nil {
 		os.Exit(queue.ExitBug)
-	}()
+	}
 	// The self-destruct does not clean up: what it leaves is in state S2
 	// or S3, which the cleanup reaps once it is older than the 24 hours.
 	time.AfterFunc(queue.Lifetime, func() { os.Exit(queue.ExitTimeout) })
