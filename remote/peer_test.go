@@ -133,14 +133,24 @@ func startDNS(t *testing.T, z *dnsZone) string {
 		}
 		w.WriteMsg(m)
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(port)))
-	if err != nil {
-		t.Fatal(err)
+	// The resolver asks UDP and TCP on one port: take a free UDP port
+	// whose TCP twin is free too (another test may hold it).
+	var pc net.PacketConn
+	var ln net.Listener
+	var port int
+	for try := 0; ; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		port = pc.LocalAddr().(*net.UDPAddr).Port
+		if ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(port))); err == nil {
+			break
+		}
+		pc.Close()
+		if try == 20 {
+			t.Fatal(err)
+		}
 	}
 	for _, srv := range []*mdns.Server{{PacketConn: pc, Handler: handler}, {Listener: ln, Handler: handler}} {
 		started := make(chan struct{})
