@@ -209,7 +209,7 @@ type Sender struct {
 	nextTodo    time.Time
 	nextCleanup time.Time
 	// splitting holds the messages of todo/ whose files are being
-	// written (preprocess.go); todoBehind is set when a scan left
+	// written (startSplit in queue.go); todoBehind is set when a scan left
 	// messages for later because too many were under way.
 	splitting  map[uint64]bool
 	todoBehind bool
