@@ -285,20 +285,7 @@ func (d *Delivery) deliver() ([]recipientReport, *Outcome) {
 			continue
 		}
 		tcpto.Record(t.Addr, false)
-		s := &session{
-			ctl:        cfg.ctl,
-			timeout:    cfg.timeout,
-			partner:    t.Addr.Unmap().String(),
-			fqdn:       t.Host,
-			helohost:   cfg.helohost,
-			route:      route,
-			implicit:   port == 465,
-			sender:     sender,
-			recipients: recips,
-			message:    d.Message,
-			size:       d.Size,
-			keep:       d.Conns != nil,
-		}
+		s := d.newSession(cfg, t, route, port == 465, sender, recips)
 		if s.implicit {
 			s.implicitPolicy, err = decideTLS(cfg.ctl, t.Host)
 			if err != nil {
@@ -333,20 +320,7 @@ func (d *Delivery) reuse(cc *cachedConn, cfg *settings, t dns.Target, route Rout
 		cc.quit()
 		return nil, nil, false
 	}
-	s := &session{
-		ctl:        cfg.ctl,
-		timeout:    cfg.timeout,
-		partner:    t.Addr.Unmap().String(),
-		fqdn:       t.Host,
-		helohost:   cfg.helohost,
-		route:      route,
-		implicit:   cc.key.implicit,
-		sender:     sender,
-		recipients: recips,
-		message:    d.Message,
-		size:       d.Size,
-		keep:       true,
-	}
+	s := d.newSession(cfg, t, route, cc.key.implicit, sender, recips)
 	o := s.resume(cc)
 	if o == staleConn {
 		cc.tcp.Close()
@@ -358,6 +332,25 @@ func (d *Delivery) reuse(cc *cachedConn, cfg *settings, t dns.Target, route Rout
 		cc.tcp.Close()
 	}
 	return s.reports, o, true
+}
+
+// newSession is the SMTP session for this delivery to target t, on a
+// new or a kept connection.
+func (d *Delivery) newSession(cfg *settings, t dns.Target, route Route, implicit bool, sender string, recips []string) *session {
+	return &session{
+		ctl:        cfg.ctl,
+		timeout:    cfg.timeout,
+		partner:    t.Addr.Unmap().String(),
+		fqdn:       t.Host,
+		helohost:   cfg.helohost,
+		route:      route,
+		implicit:   implicit,
+		sender:     sender,
+		recipients: recips,
+		message:    d.Message,
+		size:       d.Size,
+		keep:       d.Conns != nil,
+	}
 }
 
 // preferKept moves a target with a kept connection to the front when it
