@@ -1,7 +1,6 @@
 package send
 
 import (
-	"bufio"
 	"io"
 	"os"
 	"path/filepath"
@@ -21,15 +20,17 @@ func newScheduleSender(t testing.TB, now time.Time) *Sender {
 		t.Fatal(err)
 	}
 	return &Sender{
-		// qmail-clean answers every request with success.
-		cfg:      Config{Clean: io.Discard},
-		cleanR:   bufio.NewReader(strings.NewReader(strings.Repeat("+", 100))),
-		complete: map[uint64]time.Time{},
-		qdir:     qdir,
-		log:      logger{&strings.Builder{}},
-		now:      func() time.Time { return now },
-		msgs:     map[uint64]*message{},
-		set:      &settings{lifetime: 7 * 24 * time.Hour},
+		// Requests to qmail-clean go nowhere; a test answers them
+		// with s.cleaned.
+		cfg:        Config{Clean: io.Discard},
+		cleanAlive: true,
+		splitting:  map[uint64]bool{},
+		complete:   map[uint64]time.Time{},
+		qdir:       qdir,
+		log:        logger{&strings.Builder{}},
+		now:        func() time.Time { return now },
+		msgs:       map[uint64]*message{},
+		set:        &settings{lifetime: 7 * 24 * time.Hour},
 	}
 }
 
