@@ -54,7 +54,7 @@ func (b *lockedBuffer) String() string {
 func newPool(t *testing.T) *worker.Pool {
 	t.Helper()
 	log := &lockedBuffer{}
-	p := worker.NewPool(log, time.Hour)
+	p := worker.NewPool(log, time.Hour, 100)
 	t.Cleanup(func() {
 		p.Close()
 		if s := log.String(); s != "" {
@@ -451,7 +451,7 @@ func TestWorkerClose(t *testing.T) {
 	u := newUser(t)
 	md := u.maildir("Maildir")
 	u.write(".qmail", "./Maildir/\n", 0o644)
-	p := worker.NewPool(io.Discard, time.Hour)
+	p := worker.NewPool(io.Discard, time.Hour, 100)
 	defer p.Close()
 	// Two at a time: two workers for one account.
 	var wg sync.WaitGroup
@@ -492,7 +492,7 @@ func TestWorkerIdleTimeout(t *testing.T) {
 	u := newUser(t)
 	md := u.maildir("Maildir")
 	u.write(".qmail", "./Maildir/\n", 0o644)
-	p := worker.NewPool(io.Discard, time.Millisecond)
+	p := worker.NewPool(io.Discard, time.Millisecond, 100)
 	defer p.Close()
 	if got := viaWorker(t, p, lspawnCommand(home, u, delivery{}), message); got != (outcome{0, "did 1+0+0\n"}) {
 		t.Fatalf("delivery: %+v", got)
@@ -725,5 +725,41 @@ func TestWorkerCredentials(t *testing.T) {
 	}
 	if pids[0] == pids[1] {
 		t.Errorf("one worker %d for two accounts", pids[0])
+	}
+}
+
+// Idle workers are bounded: past the pool's maximum the least recently
+// used one ends, whatever account or program it was for.
+func TestWorkerMaxIdle(t *testing.T) {
+	t.Parallel()
+	homes := []string{testenv.NewHome(t, "qmail-local"), testenv.NewHome(t, "qmail-local")}
+	u := newUser(t)
+	md := u.maildir("Maildir")
+	u.write(".qmail", "./Maildir/\n", 0o644)
+	p := worker.NewPool(io.Discard, time.Hour, 1)
+	defer p.Close()
+	var pids []int
+	for _, home := range homes {
+		// Another qmail home: another program and directory, so
+		// another worker.
+		if got := viaWorker(t, p, lspawnCommand(home, u, delivery{}), message); got != (outcome{0, "did 1+0+0\n"}) {
+			t.Fatalf("delivery: %+v", got)
+		}
+		for _, e := range maildirNew(t, md) {
+			if len(pids) == 0 || e.pid != pids[0] {
+				pids = append(pids, e.pid)
+				break
+			}
+		}
+	}
+	if len(pids) != 2 {
+		t.Fatalf("worker pids %v, want two", pids)
+	}
+	if pids[0] == pids[1] {
+		t.Fatalf("one worker for two programs: %v", pids)
+	}
+	waitUntil(t, "the older idle worker to end", func() bool { return gone(pids[0]) })
+	if gone(pids[1]) {
+		t.Errorf("the newer idle worker %d ended too", pids[1])
 	}
 }

@@ -26,6 +26,15 @@ const ModulePath = "github.com/goqmail/goqmail"
 // delivery with the same ids.
 const DefaultIdleTimeout = 10 * time.Second
 
+// Idle workers kept by qmail-lspawn and qmail-rspawn at most: qmail's
+// default concurrencylocal and concurrencyremote. Local workers are per
+// account: without a bound, mail for many users in a few seconds would
+// leave as many idle processes.
+const (
+	LocalMaxIdle  = 10
+	RemoteMaxIdle = 20
+)
+
 // helloTimeout bounds a new worker's start.
 const helloTimeout = 10 * time.Second
 
@@ -41,12 +50,14 @@ type Result struct {
 // It is safe for concurrent use.
 type Pool struct {
 	idleTimeout time.Duration
+	maxIdle     int
 	log         io.Writer
 	verify      *Verifier
 
-	mu     sync.Mutex
-	idle   map[key][]*proc
-	closed bool
+	mu        sync.Mutex
+	idle      map[key][]*proc
+	idleCount int // workers in idle
+	closed    bool
 	wg     sync.WaitGroup // workers not yet reaped
 	stop   chan struct{}
 }
@@ -69,10 +80,12 @@ type proc struct {
 
 // NewPool makes a pool whose workers' standard error (the worker's own
 // complaints, not deliveries' reports) goes to log. Idle workers are
-// ended after idleTimeout.
-func NewPool(log io.Writer, idleTimeout time.Duration) *Pool {
+// ended after idleTimeout, and the least recently used one whenever
+// more than maxIdle are idle.
+func NewPool(log io.Writer, idleTimeout time.Duration, maxIdle int) *Pool {
 	p := &Pool{
 		idleTimeout: idleTimeout,
+		maxIdle:     maxIdle,
 		log:         log,
 		verify:      &Verifier{},
 		idle:        make(map[key][]*proc),
@@ -250,6 +263,7 @@ func (p *Pool) take(k key) *proc {
 		w := idle[len(idle)-1]
 		idle = idle[:len(idle)-1]
 		p.idle[k] = idle
+		p.idleCount--
 		select {
 		case <-w.exited:
 			// It died while idle: handed a delivery, it would
@@ -271,7 +285,35 @@ func (p *Pool) put(k key, w *proc) {
 		return
 	}
 	p.idle[k] = append(p.idle[k], w)
+	p.idleCount++
+	var evicted []*proc
+	for p.idleCount > p.maxIdle {
+		evicted = append(evicted, p.removeOldestIdle())
+	}
 	p.mu.Unlock()
+	for _, old := range evicted {
+		p.retire(old)
+	}
+}
+
+// removeOldestIdle takes the least recently used idle worker out of the
+// pool. p.mu is held and a worker is idle. Each list is oldest first.
+func (p *Pool) removeOldestIdle() *proc {
+	var oldestKey key
+	var oldest *proc
+	for k, idle := range p.idle {
+		if len(idle) > 0 && (oldest == nil || idle[0].lastUsed.Before(oldest.lastUsed)) {
+			oldestKey, oldest = k, idle[0]
+		}
+	}
+	rest := p.idle[oldestKey][1:]
+	if len(rest) == 0 {
+		delete(p.idle, oldestKey)
+	} else {
+		p.idle[oldestKey] = rest
+	}
+	p.idleCount--
+	return oldest
 }
 
 // retire closes the worker's socket; it exits on reading the end of
@@ -296,6 +338,7 @@ func (p *Pool) expire() {
 				for _, w := range idle {
 					if now.Sub(w.lastUsed) >= p.idleTimeout {
 						old = append(old, w)
+						p.idleCount--
 					} else {
 						keep = append(keep, w)
 					}
@@ -325,6 +368,7 @@ func (p *Pool) Close() {
 	}
 	idle := p.idle
 	p.idle = map[key][]*proc{}
+	p.idleCount = 0
 	p.mu.Unlock()
 	for _, ws := range idle {
 		for _, w := range ws {

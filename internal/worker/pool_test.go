@@ -174,7 +174,7 @@ func TestRunRefuses(t *testing.T) {
 		{"too many arguments", cmdOf(qmailLocal, func(c *exec.Cmd) { c.Args = append(c.Args, make([]string, maxArgs)...) })},
 	}
 	log := &syncBuffer{}
-	p := NewPool(log, time.Hour)
+	p := NewPool(log, time.Hour, 100)
 	defer p.Close()
 	for _, tt := range tests {
 		var out bytes.Buffer
@@ -212,7 +212,7 @@ func TestRunNoHello(t *testing.T) {
 	}
 	defer stdin.Close()
 	log := &syncBuffer{}
-	p := NewPool(log, time.Hour)
+	p := NewPool(log, time.Hour, 100)
 	for i := 0; i < 2; i++ {
 		cmd := exec.Command(showctl)
 		cmd.Args[0] = "qmail-showctl"
