@@ -58,8 +58,8 @@ type Pool struct {
 	idle      map[key][]*proc
 	idleCount int // workers in idle
 	closed    bool
-	wg     sync.WaitGroup // workers not yet reaped
-	stop   chan struct{}
+	wg        sync.WaitGroup // workers not yet reaped
+	stop      chan struct{}
 }
 
 // key is what a worker is bound to: everything of the exec.Cmd it
