@@ -12,6 +12,7 @@ import (
 
 	mdns "github.com/miekg/dns"
 
+	"github.com/goqmail/goqmail/internal/testdns"
 	"github.com/goqmail/goqmail/internal/testenv"
 )
 
@@ -92,11 +93,7 @@ func TestTCPEnviron(t *testing.T) {
 func TestTCPEnvProgram(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &mdns.Server{PacketConn: pc, Handler: mdns.HandlerFunc(func(w mdns.ResponseWriter, q *mdns.Msg) {
+	dnsAddr := testdns.StartFake(t, mdns.HandlerFunc(func(w mdns.ResponseWriter, q *mdns.Msg) {
 		m := new(mdns.Msg)
 		m.SetReply(q)
 		if len(q.Question) == 1 && q.Question[0].Qtype == mdns.TypePTR && q.Question[0].Name == "1.0.0.127.in-addr.arpa." {
@@ -106,10 +103,8 @@ func TestTCPEnvProgram(t *testing.T) {
 			m.Rcode = mdns.RcodeNameError
 		}
 		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	testenv.WriteControl(t, home, "dnsservers", pc.LocalAddr().String()+"\n")
+	}), false)
+	testenv.WriteControl(t, home, "dnsservers", dnsAddr+"\n")
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

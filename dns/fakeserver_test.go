@@ -8,6 +8,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/goqmail/goqmail/internal/testdns"
 )
 
 // fakeServer is a DNS server inside the test process, on 127.0.0.1 with
@@ -42,41 +44,7 @@ func startFake(t *testing.T, withTCP bool, reply replyFunc) *fakeServer {
 			w.Write(raw)
 		}
 	})
-	// The TCP listener needs the UDP socket's port number; another
-	// process may hold it, so try a few ports.
-	var pc net.PacketConn
-	var ln net.Listener
-	for try := 0; ; try++ {
-		var err error
-		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !withTCP {
-			break
-		}
-		ln, err = net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			break
-		}
-		pc.Close()
-		if try > 20 {
-			t.Fatal(err)
-		}
-	}
-	fs.addr = pc.LocalAddr().String()
-	start := func(srv *mdns.Server) {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		srv.MsgAcceptFunc = func(mdns.Header) mdns.MsgAcceptAction { return mdns.MsgAccept }
-		go srv.ActivateAndServe()
-		<-started
-		t.Cleanup(func() { srv.Shutdown() })
-	}
-	start(&mdns.Server{PacketConn: pc, Handler: handler})
-	if ln != nil {
-		start(&mdns.Server{Listener: ln, Handler: handler})
-	}
+	fs.addr = testdns.StartFake(t, handler, withTCP)
 	return fs
 }
 

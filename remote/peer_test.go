@@ -9,12 +9,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/goqmail/goqmail/internal/testdns"
 )
 
 // ---- qmail-remote's reports ----
@@ -133,33 +134,5 @@ func startDNS(t *testing.T, z *dnsZone) string {
 		}
 		w.WriteMsg(m)
 	})
-	// The resolver asks UDP and TCP on one port: take a free UDP port
-	// whose TCP twin is free too (another test may hold it).
-	var pc net.PacketConn
-	var ln net.Listener
-	var port int
-	for try := 0; ; try++ {
-		var err error
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		port = pc.LocalAddr().(*net.UDPAddr).Port
-		if ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(port))); err == nil {
-			break
-		}
-		pc.Close()
-		if try == 20 {
-			t.Fatal(err)
-		}
-	}
-	for _, srv := range []*mdns.Server{{PacketConn: pc, Handler: handler}, {Listener: ln, Handler: handler}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		go srv.ActivateAndServe()
-		<-started
-		t.Cleanup(func() { srv.Shutdown() })
-	}
-	return pc.LocalAddr().String()
+	return testdns.StartFake(t, handler, true)
 }
-
-func itoa(n int) string { return big.NewInt(int64(n)).String() }

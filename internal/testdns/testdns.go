@@ -198,23 +198,7 @@ const relayTimeout = 10 * time.Second
 func NewRecorder(t testing.TB, upstream string) *Recorder {
 	t.Helper()
 	r := &Recorder{upstream: upstream, conns: map[net.Conn]bool{}}
-	var pc net.PacketConn
-	var ln net.Listener
-	for try := 0; ; try++ {
-		var err error
-		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err = net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			break
-		}
-		pc.Close()
-		if try == 20 {
-			t.Fatalf("no port free for both UDP and TCP: %v", err)
-		}
-	}
+	pc, ln := listenUDPAndTCP(t, true)
 	r.addr = pc.LocalAddr().String()
 	var wg sync.WaitGroup
 	wg.Add(2)
