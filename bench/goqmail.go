@@ -29,8 +29,9 @@ type Server interface {
 	SMTPAddr() string
 	// Inject submits one message with the server's sendmail, in group.
 	Inject(ctx context.Context, g *Group, rcpt string, msg []byte) error
-	// Delivered counts the messages in the local user's Maildir/new.
-	Delivered() (int, error)
+	// MaildirNew is the local user's Maildir/new: each file in it is a
+	// delivered message.
+	MaildirNew() string
 	// Stop stops the daemons; the group is destroyed by the caller.
 	Stop()
 }
@@ -176,9 +177,9 @@ func (q *Goqmail) Inject(ctx context.Context, g *Group, rcpt string, msg []byte)
 	return runQuiet(ctx, cmd)
 }
 
-// Delivered counts the user's Maildir/new.
-func (q *Goqmail) Delivered() (int, error) {
-	return CountDir(filepath.Join(q.userHome(), "Maildir", "new"))
+// MaildirNew implements Server.
+func (q *Goqmail) MaildirNew() string {
+	return filepath.Join(q.userHome(), "Maildir", "new")
 }
 
 // Stop ends the front end, then qmail-send (which waits for its

@@ -194,9 +194,9 @@ func (p *Postfix) Inject(ctx context.Context, g *Group, rcpt string, msg []byte)
 	return runQuiet(ctx, cmd)
 }
 
-// Delivered counts the user's Maildir/new.
-func (p *Postfix) Delivered() (int, error) {
-	return CountDir(filepath.Join(p.maildir(), "new"))
+// MaildirNew implements Server.
+func (p *Postfix) MaildirNew() string {
+	return filepath.Join(p.maildir(), "new")
 }
 
 // Stop runs postfix stop.

@@ -220,11 +220,18 @@ func (r *runner) runOne(ctx context.Context, workload string, round int, mk serv
 	}
 	defer srv.Stop()
 
-	delivered := srv.Delivered
+	var delivered func() (int, error)
 	rcpt := LocalUser + "@" + LocalDomain
 	if workload == WorkloadRelay {
 		delivered = func() (int, error) { return sink.Received(), nil }
 		rcpt = "someone@" + RelayDomain
+	} else {
+		counter, err := NewDirCounter(srv.MaildirNew())
+		if err != nil {
+			return fail(err)
+		}
+		defer counter.Close()
+		delivered = func() (int, error) { return counter.Count(cfg.Messages) }
 	}
 
 	var cpu0 time.Duration
