@@ -64,6 +64,16 @@ func newPool(t *testing.T) *worker.Pool {
 	return p
 }
 
+// newMaildirUser is a user whose .qmail delivers to ./Maildir/, and
+// that maildir.
+func newMaildirUser(t *testing.T) (*user, string) {
+	t.Helper()
+	u := newUser(t)
+	md := u.maildir("Maildir")
+	u.write(".qmail", "./Maildir/\n", 0o644)
+	return u, md
+}
+
 // lspawnCommand is the command qmail-lspawn runs for delivery d to user
 // u (spawn.Local.Command): no environment, ids or descriptors of its own.
 func lspawnCommand(qmailHome string, u *user, d delivery) *exec.Cmd {
@@ -191,9 +201,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestWorkerReusesProcess(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-local")
-	u := newUser(t)
-	md := u.maildir("Maildir")
-	u.write(".qmail", "./Maildir/\n", 0o644)
+	u, md := newMaildirUser(t)
 	p := newPool(t)
 	const n = 5
 	for i := 0; i < n; i++ {
@@ -422,9 +430,7 @@ func TestWorkerNotForWrapper(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(home, "bin", "qmail-local"), []byte(wrapper), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	u := newUser(t)
-	md := u.maildir("Maildir")
-	u.write(".qmail", "./Maildir/\n", 0o644)
+	u, md := newMaildirUser(t)
 	p := newPool(t)
 	for i := 0; i < 2; i++ {
 		var out bytes.Buffer
@@ -448,9 +454,7 @@ func TestWorkerNotForWrapper(t *testing.T) {
 func TestWorkerClose(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-local")
-	u := newUser(t)
-	md := u.maildir("Maildir")
-	u.write(".qmail", "./Maildir/\n", 0o644)
+	u, md := newMaildirUser(t)
 	p := worker.NewPool(io.Discard, time.Hour, 100)
 	defer p.Close()
 	// Two at a time: two workers for one account.
@@ -489,9 +493,7 @@ func TestWorkerClose(t *testing.T) {
 func TestWorkerIdleTimeout(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-local")
-	u := newUser(t)
-	md := u.maildir("Maildir")
-	u.write(".qmail", "./Maildir/\n", 0o644)
+	u, md := newMaildirUser(t)
 	p := worker.NewPool(io.Discard, time.Millisecond, 100)
 	defer p.Close()
 	if got := viaWorker(t, p, lspawnCommand(home, u, delivery{}), message); got != (outcome{0, "did 1+0+0\n"}) {
@@ -510,9 +512,7 @@ func TestWorkerIdleTimeout(t *testing.T) {
 func TestWorkerDiedIdle(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-local")
-	u := newUser(t)
-	md := u.maildir("Maildir")
-	u.write(".qmail", "./Maildir/\n", 0o644)
+	u, md := newMaildirUser(t)
 	p := newPool(t)
 	if got := viaWorker(t, p, lspawnCommand(home, u, delivery{}), message); got != (outcome{0, "did 1+0+0\n"}) {
 		t.Fatalf("delivery: %+v", got)
@@ -553,9 +553,7 @@ func TestWorkerDurability(t *testing.T) {
 	t.Parallel()
 	strace := testenv.Tool(t, "strace", "strace")
 	home := testenv.NewHome(t, "qmail-local")
-	u := newUser(t)
-	md := u.maildir("Maildir")
-	u.write(".qmail", "./Maildir/\n", 0o644)
+	u, md := newMaildirUser(t)
 	trace := filepath.Join(t.TempDir(), "trace")
 	cmd := exec.Command(strace, "-f", "-qq", "-y", "-o", trace, "-e", "signal=none",
 		"-e", "trace=fsync,fdatasync,sync,syncfs,link,linkat,rename,renameat,renameat2,write",
@@ -603,9 +601,7 @@ func TestWorkerDurability(t *testing.T) {
 func TestWorkerConcurrent(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-local")
-	u := newUser(t)
-	md := u.maildir("Maildir")
-	u.write(".qmail", "./Maildir/\n", 0o644)
+	u, md := newMaildirUser(t)
 	p := newPool(t)
 	const goroutines, each = 4, 3
 	var wg sync.WaitGroup
@@ -671,9 +667,7 @@ func TestWorkerCredentials(t *testing.T) {
 	}
 	accounts := []*account{{uid: 61001}, {uid: 61002}}
 	for _, a := range accounts {
-		a.u = newUser(t)
-		a.md = a.u.maildir("Maildir")
-		a.u.write(".qmail", "./Maildir/\n", 0o644)
+		a.u, a.md = newMaildirUser(t)
 		for _, p := range []string{a.u.home, a.md, filepath.Join(a.md, "tmp"), filepath.Join(a.md, "new"), filepath.Join(a.md, "cur")} {
 			if err := os.Chown(p, int(a.uid), int(a.uid)); err != nil {
 				t.Fatal(err)
@@ -733,9 +727,7 @@ func TestWorkerCredentials(t *testing.T) {
 func TestWorkerMaxIdle(t *testing.T) {
 	t.Parallel()
 	homes := []string{testenv.NewHome(t, "qmail-local"), testenv.NewHome(t, "qmail-local")}
-	u := newUser(t)
-	md := u.maildir("Maildir")
-	u.write(".qmail", "./Maildir/\n", 0o644)
+	u, md := newMaildirUser(t)
 	p := worker.NewPool(io.Discard, time.Hour, 1)
 	defer p.Close()
 	var pids []int
