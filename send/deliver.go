@@ -72,16 +72,20 @@ func (s *Sender) openPass(c int) *pass {
 	if due == nil || due.next[c].After(now) {
 		return nil
 	}
-	f, err := os.Open(s.path(chanDir[c], due.id))
-	if err != nil {
-		s.log.line("warning: trouble opening ", s.relPath(chanDir[c], due.id), "; will try again later")
-		due.next[c] = now.Add(sleepSysFail)
-		s.schedule(due, c)
-		return nil
+	p := &pass{msg: due, c: c, retry: nextRetry(due.birth, now, c), dying: now.After(due.birth.Add(s.set.lifetime))}
+	if due.direct != nil {
+		p.memory = &record{addr: due.direct.addr}
+	} else {
+		f, err := os.Open(s.path(chanDir[c], due.id))
+		if err != nil {
+			s.log.line("warning: trouble opening ", s.relPath(chanDir[c], due.id), "; will try again later")
+			due.next[c] = now.Add(sleepSysFail)
+			s.schedule(due, c)
+			return nil
+		}
+		p.file, p.rr = f, queue.NewRecordReader(f, maxChanRecord)
 	}
 	s.unschedule(due, c)
-	p := &pass{msg: due, c: c, retry: nextRetry(due.birth, now, c), dying: now.After(due.birth.Add(s.set.lifetime)),
-		file: f, rr: queue.NewRecordReader(f, maxChanRecord)}
 	due.pass[c] = p
 	s.cur[c] = p
 	return p
@@ -91,6 +95,10 @@ func (s *Sender) openPass(c int) *pass {
 // channel file; ok is false at the end of the file or after a read error
 // (which defers the rest of the pass).
 func (s *Sender) nextRecord(p *pass) (rec record, ok bool) {
+	if p.memory != nil {
+		rec, p.memory = *p.memory, nil
+		return rec, true
+	}
 	if p.file == nil {
 		return record{}, false
 	}
@@ -171,10 +179,20 @@ func (s *Sender) finishDelivery(c int, slot byte, report string) {
 		report = "D" + report[1:] + finalAttempt
 		letter = 'D'
 	}
+	if p.msg.direct != nil && letter != 'K' && !s.materialize(p.msg) {
+		// The outcome cannot be recorded: the recipient is tried
+		// again, as after a crash.
+		p.retry = s.now().Add(sleepSysFail)
+		if letter == 'D' {
+			report, letter = "Z"+report[1:], 'Z'
+		}
+	}
 	switch letter {
 	case 'K':
 		s.log.line("delivery ", did, ": success: ", logSafe(report[1:]))
-		s.markDone(c, p.msg.id, d.offset)
+		if p.msg.direct == nil {
+			s.markDone(c, p.msg.id, d.offset)
+		}
 	case 'Z':
 		s.log.line("delivery ", did, ": deferral: ", logSafe(report[1:]))
 		p.deferred = true
@@ -209,6 +227,11 @@ func (s *Sender) finishPass(p *pass) {
 	if p.deferred {
 		m.next[c] = p.retry
 		s.schedule(m, c)
+		return
+	}
+	if m.direct != nil {
+		m.pending[c] = false
+		s.completeDirect(m)
 		return
 	}
 	if err := os.Remove(s.path(chanDir[c], m.id)); err != nil && !os.IsNotExist(err) {

@@ -45,9 +45,10 @@ func (s *Sender) startSplit(id uint64) {
 	}
 	s.splitting[id] = true
 	rw := s.set.rw // SIGHUP replaces it in the main loop
+	allow := s.directAllowed()
 	go func() {
 		r := &splitResult{id: id}
-		s.splitTodo(r, rw)
+		s.splitTodo(r, rw, allow)
 		s.events <- event{kind: evSplit, split: r}
 	}()
 }
@@ -71,6 +72,9 @@ func (s *Sender) splitDone(r *splitResult) {
 // qmail-clean failure left it with deliveries under way.
 func (s *Sender) forgetForTodo(id uint64) bool {
 	if m := s.msgs[id]; m != nil {
+		if m.direct != nil {
+			return false // todo/N is its queue file
+		}
 		if m.pass[chanLocal] != nil || m.pass[chanRemote] != nil {
 			return false
 		}
@@ -93,10 +97,19 @@ type splitResult struct {
 	sender string
 	birth  time.Time
 	chans  [numChannels]bool
+	// direct is the recipient of a message to deliver straight from
+	// todo/N (direct.go); no file was written.
+	direct *directRecipient
 }
 
 func (r *splitResult) log(parts ...string) {
 	r.logs = append(r.logs, strings.Join(parts, ""))
+}
+
+// logInfo logs qmail's "info msg" line.
+func (r *splitResult) logInfo(bytes int64, sender string, pid, uid int) {
+	r.log("info msg ", strconv.FormatUint(r.id, 10), ": bytes ", strconv.FormatInt(bytes, 10),
+		" from <", logSafe(sender), "> qp ", strconv.Itoa(pid), " uid ", strconv.Itoa(uid))
 }
 
 func (r *splitResult) fail(parts ...string) {
@@ -105,9 +118,11 @@ func (r *splitResult) fail(parts ...string) {
 }
 
 // splitTodo writes info/N and the channel files of todo/N and fsyncs
-// them, rewriting recipients with rw. It touches no state of the Sender
-// but the queue's files, and can run for many messages at once.
-func (s *Sender) splitTodo(r *splitResult, rw *Rewriter) {
+// them, rewriting recipients with rw, or, for a message with one
+// recipient whose channel allows it, only reads it for direct delivery.
+// It touches no state of the Sender but the queue's files, and can run
+// for many messages at once.
+func (s *Sender) splitTodo(r *splitResult, rw *Rewriter, allow [numChannels]bool) {
 	id := r.id
 	todoName := s.relPath("todo", id)
 	todo, err := os.Open(s.path("todo", id))
@@ -126,6 +141,18 @@ func (s *Sender) splitTodo(r *splitResult, rw *Rewriter) {
 	for _, dir := range []string{"info", "local", "remote"} {
 		if err := os.Remove(s.path(dir, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			r.fail("warning: unable to unlink ", s.relPath(dir, id))
+			return
+		}
+	}
+	if allow[chanLocal] || allow[chanRemote] {
+		if d, ok := readDirect(todo, rw); ok && allow[d.recip.c] {
+			r.log("new msg ", strconv.FormatUint(id, 10))
+			r.logInfo(mst.Size(), d.sender, d.pid, d.uid)
+			r.sender, r.direct, r.done = d.sender, &d.recip, true
+			return
+		}
+		if _, err := todo.Seek(0, io.SeekStart); err != nil {
+			r.fail("warning: trouble reading ", todoName)
 			return
 		}
 	}
@@ -171,8 +198,7 @@ func (s *Sender) splitTodo(r *splitResult, rw *Rewriter) {
 				r.fail("warning: trouble writing to ", s.relPath("info", id))
 				return
 			}
-			r.log("info msg ", strconv.FormatUint(id, 10), ": bytes ", strconv.FormatInt(mst.Size(), 10),
-				" from <", logSafe(r.sender), "> qp ", strconv.Itoa(pid), " uid ", strconv.Itoa(uid))
+			r.logInfo(mst.Size(), r.sender, pid, uid)
 		case 'T':
 			addr, local := rw.Rewrite(rec.Text)
 			c := chanRemote
@@ -265,6 +291,11 @@ func (s *Sender) commitTodo(r *splitResult, finished func()) {
 		finished()
 		return
 	}
+	if r.direct != nil {
+		s.commitDirect(r)
+		finished()
+		return
+	}
 	s.cleanup("todo/"+strconv.FormatUint(r.id, 10), func(ok bool) {
 		defer finished()
 		if !ok {
@@ -352,6 +383,9 @@ func (s *Sender) readInfo(id uint64) (*message, error) {
 // the pass did not reach are due at once, not at the next retry.
 func (s *Sender) saveRetryTimes() {
 	for _, m := range s.msgs {
+		if m.direct != nil {
+			continue // nothing but todo/N: preprocessed at the next start
+		}
 		for c := 0; c < numChannels; c++ {
 			if !m.pending[c] || m.pass[c] != nil {
 				continue
@@ -385,6 +419,12 @@ func (s *Sender) retryCompletions() {
 // bounce, "end msg", info/N, then mess/N and intd/N through qmail-clean.
 func (s *Sender) completeMessage(m *message) {
 	retry := func() { s.complete[m.id] = s.now().Add(sleepSysFail) }
+	if s.splitting[m.id] {
+		// A materialized message whose todo/N is still being
+		// removed: completed when it is gone.
+		m.completeAfterTodo = true
+		return
+	}
 	if exists(s.path("todo", m.id)) {
 		// Queued again under the same inode before we finished: the
 		// todo scan owns it now.

@@ -214,7 +214,7 @@ func TestPreprocessUnschedules(t *testing.T) {
 		t.Fatal("message 50 kept")
 	}
 	r := &splitResult{id: 50}
-	s.splitTodo(r, s.set.rw)
+	s.splitTodo(r, s.set.rw, s.directAllowed())
 	s.commitTodo(r, func() {})
 	for c := 0; c < numChannels; c++ {
 		if n := s.waiting[c].Len(); n != 0 {

@@ -124,11 +124,18 @@ func readRewriter(ctl *control.Files, envnoathost string) (*Rewriter, error) {
 	return NewRewriter(envnoathost, locals, percent, vdoms), nil
 }
 
-// message is one preprocessed message (it has info/N).
+// message is one preprocessed message (it has info/N), or one delivered
+// directly from todo/N (direct.go).
 type message struct {
 	id     uint64
 	birth  time.Time
 	sender string
+	// direct, when not nil, is the recipient of a message that has
+	// neither info/N nor a channel file yet.
+	direct *directRecipient
+	// completeAfterTodo is set when a materialized message is done
+	// before qmail-clean has removed its todo/N.
+	completeAfterTodo bool
 	// pending[c] is true while the channel file exists.
 	pending [numChannels]bool
 	next    [numChannels]time.Time // next attempt of a pending channel
@@ -144,7 +151,8 @@ type pass struct {
 	c        int
 	file     *os.File // the channel file, until its end is reached
 	rr       *queue.RecordReader
-	offset   int64 // of the next record in file
+	memory   *record // a direct message's recipient, until started
+	offset   int64   // of the next record in file
 	inflight int
 	deferred bool      // some delivery must be retried
 	retry    time.Time // next attempt if anything is deferred
@@ -213,6 +221,8 @@ type Sender struct {
 	// messages for later because too many were under way.
 	splitting  map[uint64]bool
 	todoBehind bool
+	// directCount is, per channel, the number of direct messages.
+	directCount [numChannels]int
 	// cleanWaiting are the callbacks of the requests sent to
 	// qmail-clean and not answered yet, oldest first.
 	cleanWaiting []func(ok bool)
