@@ -593,8 +593,9 @@ func (s *Session) data() error {
 	}
 	qp := q.Pid()
 	s.reply("354 go ahead")
-	sink := &messageSink{w: bufio.NewWriterSize(q, 32<<10), limit: s.cfg.DataBytes}
-	sink.w.WriteString(Received(s.protocol, s.cfg.Env.Local, s.cfg.Env.RemoteIP, s.cfg.Env.RemoteHost, s.remoteInfo, s.hasInfo, s.helo, s.heloDiffers, s.Now()))
+	// q buffers what it is given: the sink writes to it directly.
+	sink := &messageSink{w: q, limit: s.cfg.DataBytes}
+	io.WriteString(q, Received(s.protocol, s.cfg.Env.Local, s.cfg.Env.RemoteIP, s.cfg.Env.RemoteHost, s.remoteInfo, s.hasInfo, s.helo, s.heloDiffers, s.Now()))
 	hops, err := ReadData(s.in, sink)
 	if err != nil {
 		q.Fail(err)
@@ -613,9 +614,6 @@ func (s *Session) data() error {
 	}
 	if sink.overflow() {
 		q.Fail(errMessageLarge)
-	}
-	if err := sink.w.Flush(); err != nil {
-		q.Fail(err)
 	}
 	// A listener that is shutting down must not close the connection
 	// between qmail-queue's success and the 250 reaching the client:
@@ -658,9 +656,10 @@ func (s *Session) data() error {
 // everything after the databytes limit: the rest of the message is read
 // but goes nowhere.
 type messageSink struct {
-	w     *bufio.Writer
+	w     io.Writer
 	limit int64 // 0 = none
 	n     int64
+	one   [1]byte
 }
 
 func (m *messageSink) WriteByte(c byte) error {
@@ -668,7 +667,30 @@ func (m *messageSink) WriteByte(c byte) error {
 	if m.limit > 0 && m.n > m.limit {
 		return nil
 	}
-	return m.w.WriteByte(c)
+	m.one[0] = c
+	_, err := m.w.Write(m.one[:])
+	return err
+}
+
+// Write stores a run of message bytes: all of them are counted, and only
+// those up to the databytes limit are stored, as WriteByte would do one by
+// one.
+func (m *messageSink) Write(p []byte) (int, error) {
+	stored := p
+	if m.limit > 0 {
+		room := max(m.limit-m.n, 0)
+		if int64(len(stored)) > room {
+			stored = stored[:room]
+		}
+	}
+	m.n += int64(len(p))
+	if len(stored) == 0 {
+		return len(p), nil
+	}
+	if n, err := m.w.Write(stored); err != nil {
+		return n, err
+	}
+	return len(p), nil
 }
 
 func (m *messageSink) overflow() bool { return m.limit > 0 && m.n > m.limit }
