@@ -83,6 +83,9 @@ type Delivery struct {
 	// Exit ends the process with a code from another goroutine (the
 	// maildir alarm); nil is os.Exit.
 	Exit func(code int)
+	// Buffer buffers maildir writes; a worker shares one among its
+	// deliveries, which run one after another. nil makes one.
+	Buffer *bufio.Writer
 
 	env       []string // Environ plus qmail-command(8)'s variables
 	dtline    string
@@ -413,6 +416,7 @@ func (d *Delivery) deliverFile(l Line) error {
 			namer: d.Namer,
 			now:   time.Now,
 			sleep: time.Sleep,
+			buf:   d.Buffer,
 		}
 	}
 	// qmail's alarm: a delivery stuck for a day (a hung NFS server)

@@ -57,6 +57,9 @@ type maildirDelivery struct {
 	// started is called with the tmp file name once it exists, so the
 	// caller's timeout can remove it.
 	started func(tmp string)
+	// buf buffers the file; nil makes one (a worker keeps one for all
+	// its deliveries).
+	buf *bufio.Writer
 }
 
 // deliver writes rpline, dtline and the message into dir/tmp, makes it
@@ -99,7 +102,12 @@ func (d *maildirDelivery) deliver(dir string, msg io.Reader, rpline, dtline stri
 		os.Remove(tmp)
 		return e
 	}
-	w := bufio.NewWriterSize(f, 64<<10)
+	if d.buf == nil {
+		d.buf = bufio.NewWriterSize(f, 64<<10)
+	}
+	w := d.buf
+	w.Reset(f)
+	defer w.Reset(nil)
 	w.WriteString(rpline)
 	w.WriteString(dtline)
 	if _, err := copyMessage(w, msg); err != nil {

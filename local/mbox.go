@@ -186,24 +186,20 @@ type readError struct{ err error }
 func (e *readError) Error() string { return "read: " + e.err.Error() }
 func (e *readError) Unwrap() error { return e.err }
 
-// copyMessage copies msg to w with a fixed buffer, telling read errors
-// (wrapped in *readError) from write errors.
+// copyMessage copies msg to w, telling read errors (wrapped in
+// *readError) from write errors. A w that reads by itself (a
+// bufio.Writer) is handed the reader, so no copy buffer is made.
 func copyMessage(w io.Writer, msg io.Reader) (int64, error) {
-	buf := make([]byte, 64<<10)
-	var n int64
-	for {
-		r, err := msg.Read(buf)
-		if r > 0 {
-			if _, werr := w.Write(buf[:r]); werr != nil {
-				return n, werr
-			}
-			n += int64(r)
-		}
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, &readError{err}
-		}
+	return io.Copy(w, messageReader{msg})
+}
+
+// messageReader wraps the message's read errors in *readError.
+type messageReader struct{ r io.Reader }
+
+func (m messageReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &readError{err}
 	}
+	return n, err
 }

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bufio"
 	"net"
 	"os"
 	"syscall"
@@ -18,6 +19,7 @@ func ServeWorker(conn *net.UnixConn, qmailHome string) error {
 	syscall.Umask(0o077)
 	host, _ := os.Hostname()
 	namer := NewMaildirNamer(os.Getpid(), host)
+	buffer := bufio.NewWriterSize(nil, 64<<10)
 	environ := os.Environ()
 	return worker.Serve(conn, func(req *worker.Request) int {
 		d := &Delivery{
@@ -29,6 +31,7 @@ func ServeWorker(conn *net.UnixConn, qmailHome string) error {
 			Hostname:  host,
 			Namer:     namer,
 			Exit:      req.Exit,
+			Buffer:    buffer,
 		}
 		args, err := ParseArgs(req.Args)
 		if err == nil {

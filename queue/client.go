@@ -110,6 +110,7 @@ type Client struct {
 	reap     func() int // the outcome: the exit code, -1 after a crash
 	msgPipe  *os.File
 	msg      *bufio.Writer
+	release  func(*bufio.Writer) // takes msg back once Close is done with it
 	envPipe  *os.File
 	writeErr error
 	waited   bool
@@ -163,7 +164,7 @@ func (c *Client) Pid() int { return c.pid }
 // Write adds message bytes. A write failure (the queue program went away)
 // is remembered and reported by Close, as qmail_fail does.
 func (c *Client) Write(p []byte) (int, error) {
-	if c.writeErr != nil {
+	if c.writeErr != nil || c.msg == nil {
 		return len(p), nil
 	}
 	if _, err := c.msg.Write(p); err != nil {
@@ -174,7 +175,7 @@ func (c *Client) Write(p []byte) (int, error) {
 
 // WriteString adds message bytes.
 func (c *Client) WriteString(s string) (int, error) {
-	if c.writeErr != nil {
+	if c.writeErr != nil || c.msg == nil {
 		return len(s), nil
 	}
 	if _, err := c.msg.WriteString(s); err != nil {
@@ -195,12 +196,16 @@ func (c *Client) Fail(err error) {
 // waits for the queue program. It returns nil only when the message was
 // queued; otherwise an *Error with qmail's text.
 func (c *Client) Close(sender string, recipients []string) error {
-	if c.writeErr == nil {
+	if c.writeErr == nil && c.msg != nil {
 		if err := c.msg.Flush(); err != nil {
 			c.writeErr = err
 		}
 	}
 	c.msgPipe.Close()
+	if c.release != nil {
+		c.release(c.msg)
+		c.msg, c.release = nil, nil
+	}
 	if c.writeErr != nil {
 		// qmail closes the envelope pipe without the final NUL, so the
 		// queue program sees a truncated envelope and queues nothing.
@@ -216,9 +221,7 @@ func (c *Client) Close(sender string, recipients []string) error {
 		}
 		return &Error{ExitCode: 54, Text: "qq read error (#4.3.0)"}
 	}
-	env := bufio.NewWriter(c.envPipe)
-	env.WriteString(EncodeEnvelope(sender, recipients))
-	envErr := env.Flush()
+	_, envErr := io.WriteString(c.envPipe, EncodeEnvelope(sender, recipients))
 	c.envPipe.Close()
 	code := c.wait()
 	if code < 0 {

@@ -194,6 +194,7 @@ const copyBufSize = 128 << 10
 // that a failure can take it back (qmail-queue's cleanup).
 type enqueueRun struct {
 	dir                         string
+	buf                         []byte // the message's copy buffer
 	id                          uint64
 	messFD, intdFD              int // the pid/ file becomes the mess/ file
 	pidFn, messFn, intdFn       string
@@ -213,7 +214,13 @@ type enqueueRun struct {
 // removed, so nothing partial is left for qmail-send. (A pid/ file is
 // left only when its own removal failed; qmail-clean reaps it later.)
 func Enqueue(dir string, msg io.Reader, env io.Reader, sub Submission) (id uint64, err error) {
-	run := &enqueueRun{dir: dir, messFD: -1, intdFD: -1}
+	return enqueue(dir, msg, env, sub, make([]byte, copyBufSize))
+}
+
+// enqueue is Enqueue with buf (copyBufSize bytes) to copy the message
+// through: the writer reuses its buffers from message to message.
+func enqueue(dir string, msg io.Reader, env io.Reader, sub Submission, buf []byte) (id uint64, err error) {
+	run := &enqueueRun{dir: dir, messFD: -1, intdFD: -1, buf: buf}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fail(ExitBug, "internal error", fmt.Errorf("panic: %v", p))
@@ -292,7 +299,7 @@ func (r *enqueueRun) makeMess(sub Submission) error {
 // fsyncs it. Read and write failures are told apart, as qmail-queue does
 // (54 and 53).
 func (r *enqueueRun) writeMessage(received []byte, msg io.Reader) error {
-	buf := make([]byte, copyBufSize)
+	buf := r.buf
 	n := copy(buf, received)
 	for {
 		m, rerr := msg.Read(buf[n:])

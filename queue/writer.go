@@ -70,8 +70,11 @@ func ServeWriter(dir string, conn *net.UnixConn, pid int) error {
 		return fmt.Errorf("writer socket: SO_PASSCRED: %w", optErr)
 	}
 	var (
-		running  sync.WaitGroup
-		seq      atomic.Uint64
+		running sync.WaitGroup
+		seq     atomic.Uint64
+		// Copy buffers go from message to message: a fresh one
+		// each time was most of the writer's memory traffic.
+		bufs     = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 		accounts sync.Map // uid → login name, looked up once
 		replyMu  sync.Mutex
 	)
@@ -114,14 +117,17 @@ func ServeWriter(dir string, conn *net.UnixConn, pid int) error {
 		running.Add(1)
 		go func() {
 			defer running.Done()
-			reply(id, enqueueFDs(dir, fds[0], fds[1], sub))
+			buf := bufs.Get().(*[]byte)
+			defer bufs.Put(buf)
+			reply(id, enqueueFDs(dir, fds[0], fds[1], sub, *buf))
 		}()
 	}
 }
 
 // enqueueFDs queues the message read from msgFD with the envelope read
-// from envFD, closes both and returns qmail-queue's exit code.
-func enqueueFDs(dir string, msgFD, envFD int, sub Submission) int {
+// from envFD through buf, closes both and returns qmail-queue's exit
+// code.
+func enqueueFDs(dir string, msgFD, envFD int, sub Submission, buf []byte) int {
 	// Non-blocking, the pipes use the runtime poller: Close then ends a
 	// read that waits, which is how Lifetime is enforced.
 	unix.SetNonblock(msgFD, true)
@@ -135,7 +141,7 @@ func enqueueFDs(dir string, msgFD, envFD int, sub Submission) int {
 		env.Close()
 	})
 	defer expire.Stop()
-	_, err := Enqueue(dir, msg, env, sub)
+	_, err := enqueue(dir, msg, env, sub, buf)
 	return ExitCode(err)
 }
 
@@ -152,6 +158,8 @@ type Writer struct {
 	pending map[uint64]chan int
 	gone    bool
 	exited  chan struct{}
+	// bufs holds the message buffers of finished Clients.
+	bufs sync.Pool
 }
 
 // StartWriter starts "program --writer" (program is a qmail-queue) in
@@ -284,7 +292,17 @@ func (w *Writer) Open() (*Client, error) {
 		envW.Close()
 		return nil, fmt.Errorf("%w: %v", ErrWriterGone, err)
 	}
-	c := &Client{pid: w.pid, msgPipe: msgW, msg: bufio.NewWriterSize(msgW, 64<<10), envPipe: envW}
+	bw, _ := w.bufs.Get().(*bufio.Writer)
+	if bw == nil {
+		bw = bufio.NewWriterSize(msgW, 64<<10)
+	} else {
+		bw.Reset(msgW)
+	}
+	c := &Client{pid: w.pid, msgPipe: msgW, msg: bw, envPipe: envW}
 	c.reap = func() int { return <-ch }
+	c.release = func(bw *bufio.Writer) {
+		bw.Reset(nil)
+		w.bufs.Put(bw)
+	}
 	return c, nil
 }

@@ -226,6 +226,25 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// ReadFrom reads r to its end, keeping what fits. io.Copy uses it
+// instead of making a 32 KiB buffer for each delivery's output, which is
+// rarely more than a line.
+func (b *limitedBuffer) ReadFrom(r io.Reader) (int64, error) {
+	chunk := make([]byte, 1024)
+	var total int64
+	for {
+		n, err := r.Read(chunk)
+		b.Write(chunk[:n])
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
 func (b *limitedBuffer) bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
