@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/goqmail/goqmail/internal/fsutil"
 )
 
 // Split is qmail's conf-split: queue subdirectories are named by the
@@ -86,7 +88,7 @@ func Create(dir string, own *Owners) error {
 			return err
 		}
 		if d.Name == "" || d.Split {
-			spreadSubdirs(p)
+			fsutil.SpreadSubdirs(p)
 		}
 		if !d.Split {
 			continue
@@ -131,31 +133,4 @@ func writeFile(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Chmod(path, mode)
-}
-
-// fsTopdirFlag is FS_TOPDIR_FL (linux/fs.h, chattr +T): "the top of a
-// directory hierarchy".
-const fsTopdirFlag = 0x00020000
-
-// spreadSubdirs marks dir, before its subdirectories are made, as the top
-// of a directory hierarchy, so that ext2/3/4's allocator puts each
-// subdirectory (and so the inodes of the files made in it) in a block
-// group of its own instead of all in the group of dir. A queue allocates
-// and frees several inodes per message; ext4 without a journal does not
-// reuse an inode freed in the last minutes and, to find a free one,
-// walks past every such inode of the group, for each file it creates.
-// With the queue's files spread over its split directories' groups,
-// each walk is a fraction as long (docs/performance.md). Other file
-// systems do not have the flag; the error is ignored: it is only a hint.
-func spreadSubdirs(dir string) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
-	if err != nil {
-		return
-	}
-	unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, int(flags|fsTopdirFlag))
 }

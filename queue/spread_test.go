@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/goqmail/goqmail/internal/fsutil"
 )
 
 // TestCreateSpreadsSubdirs: on a file system with inode flags (ext4 here
@@ -33,7 +35,7 @@ func TestCreateSpreadsSubdirs(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := d.Name == "" || d.Split
-		if (got&fsTopdirFlag != 0) != want {
+		if (got&fsutil.TopdirFlag != 0) != want {
 			t.Errorf("%q: flags %#x, top of hierarchy %v, want %v", d.Name, got, !want, want)
 		}
 	}
