@@ -10,10 +10,12 @@ import (
 	"syscall"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/timerslack"
 	"github.com/goqmail/goqmail/queue"
 )
 
 func main() {
+	timerslack.Ensure()
 	if err := os.Chdir(control.Home()); err != nil {
 		os.Exit(111)
 	}

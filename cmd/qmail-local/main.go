@@ -8,12 +8,14 @@ import (
 	"os"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/timerslack"
 	"github.com/goqmail/goqmail/internal/worker"
 	"github.com/goqmail/goqmail/local"
 )
 
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == worker.Arg {
+		timerslack.Ensure()
 		conn, err := worker.Inherited()
 		if err == nil {
 			err = local.ServeWorker(conn, control.Home())

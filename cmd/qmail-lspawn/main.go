@@ -9,12 +9,14 @@ import (
 	"syscall"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/timerslack"
 	"github.com/goqmail/goqmail/internal/worker"
 	"github.com/goqmail/goqmail/send/spawn"
 	"github.com/goqmail/goqmail/users"
 )
 
 func main() {
+	timerslack.Ensure()
 	if len(os.Args) < 2 {
 		os.Exit(100)
 	}

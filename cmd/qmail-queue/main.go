@@ -17,6 +17,7 @@ import (
 
 	"github.com/goqmail/goqmail/control"
 	"github.com/goqmail/goqmail/internal/bugexit"
+	"github.com/goqmail/goqmail/internal/timerslack"
 	"github.com/goqmail/goqmail/queue"
 )
 
@@ -34,6 +35,7 @@ func main() {
 		os.Exit(queue.ExitQueueDir)
 	}
 	if len(os.Args) == 2 && os.Args[1] == queue.WriterArg {
+		timerslack.Ensure()
 		os.Exit(serveWriter())
 	}
 	uid := os.Getuid()

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/timerslack"
 	"github.com/goqmail/goqmail/internal/worker"
 	"github.com/goqmail/goqmail/remote"
 )
@@ -19,6 +20,7 @@ import (
 func main() {
 	signal.Ignore(syscall.SIGPIPE)
 	if len(os.Args) == 2 && os.Args[1] == worker.Arg {
+		timerslack.Ensure()
 		conn, err := worker.Inherited()
 		if err == nil {
 			err = remote.ServeWorker(conn, control.Home())

@@ -9,11 +9,13 @@ import (
 	"syscall"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/timerslack"
 	"github.com/goqmail/goqmail/internal/worker"
 	"github.com/goqmail/goqmail/send/spawn"
 )
 
 func main() {
+	timerslack.Ensure()
 	home := control.Home()
 	messDir := filepath.Join(home, "queue", "mess")
 	st, err := os.Stat(messDir)

@@ -8,11 +8,13 @@ import (
 	"os/signal"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/timerslack"
 	"github.com/goqmail/goqmail/send"
 	"golang.org/x/sys/unix"
 )
 
 func main() {
+	timerslack.Ensure()
 	signals := make(chan os.Signal, 8)
 	signal.Notify(signals, unix.SIGTERM, unix.SIGALRM, unix.SIGHUP)
 	signal.Ignore(unix.SIGPIPE)

@@ -25,6 +25,7 @@ import (
 	"syscall"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/timerslack"
 	"github.com/goqmail/goqmail/smtpd"
 	"github.com/goqmail/goqmail/tcpserver"
 )
@@ -33,6 +34,7 @@ func main() {
 	// A client that goes away must give a write error, not SIGPIPE.
 	signal.Ignore(syscall.SIGPIPE)
 	if tcpserver.ListenMode(os.Args[1:]) {
+		timerslack.Ensure()
 		os.Exit(listen(os.Args[1:]))
 	}
 	home := control.Home()

@@ -7,10 +7,12 @@ import (
 	"os"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/timerslack"
 	"github.com/goqmail/goqmail/send"
 )
 
 func main() {
+	timerslack.Ensure()
 	defaultDelivery := "./Mailbox"
 	args := os.Args[1:]
 	if len(args) > 0 {
