@@ -20,7 +20,7 @@ import (
 func StartFake(t testing.TB, handler mdns.Handler, withTCP bool) string {
 	t.Helper()
 	pc, ln := listenUDPAndTCP(t, withTCP)
-	serve := func(srv *mdns.Server) {
+	serve := func(srv *mdns.Server, conn interface{ Close() error }) {
 		started := make(chan struct{})
 		srv.NotifyStartedFunc = func() { close(started) }
 		srv.MsgAcceptFunc = func(mdns.Header) mdns.MsgAcceptAction { return mdns.MsgAccept }
@@ -28,11 +28,17 @@ func StartFake(t testing.TB, handler mdns.Handler, withTCP bool) string {
 		// Waiting for the start means no query is lost to a server not
 		// yet reading, and Shutdown at cleanup finds it running.
 		<-started
-		t.Cleanup(func() { srv.Shutdown() })
+		t.Cleanup(func() {
+			srv.Shutdown()
+			// The library's serving goroutine closes the socket
+			// after Shutdown returns: close it here, so that the
+			// port is free when the test ends.
+			conn.Close()
+		})
 	}
-	serve(&mdns.Server{PacketConn: pc, Handler: handler})
+	serve(&mdns.Server{PacketConn: pc, Handler: handler}, pc)
 	if ln != nil {
-		serve(&mdns.Server{Listener: ln, Handler: handler})
+		serve(&mdns.Server{Listener: ln, Handler: handler}, ln)
 	}
 	return pc.LocalAddr().String()
 }

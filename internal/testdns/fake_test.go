@@ -1,6 +1,7 @@
 package testdns
 
 import (
+	"io"
 	"net"
 	"slices"
 	"sync"
@@ -65,18 +66,26 @@ func TestStartFake(t *testing.T) {
 				t.Fatalf("handler saw %q, want %q", got, want)
 			}
 		})
-		// The subtest's cleanup has run: the port is free again.
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
+		// The subtest's cleanup has run: the port is free again. The
+		// runtime closes a socket once the goroutine reading it has
+		// returned, which may be just after Close: wait for it.
+		free := func(listen func() (io.Closer, error)) error {
+			var err error
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				var c io.Closer
+				if c, err = listen(); err == nil {
+					return c.Close()
+				}
+			}
+			return err
+		}
+		if err := free(func() (io.Closer, error) { return net.ListenPacket("udp", addr) }); err != nil {
 			t.Fatalf("UDP %s still held after the test: %v", addr, err)
 		}
-		pc.Close()
 		if withTCP {
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
+			if err := free(func() (io.Closer, error) { return net.Listen("tcp", addr) }); err != nil {
 				t.Fatalf("TCP %s still held after the test: %v", addr, err)
 			}
-			ln.Close()
 		}
 	}
 }
