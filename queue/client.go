@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/goqmail/goqmail/internal/timerslack"
 )
 
 // Error is a refusal from qmail-queue (or the $QMAILQUEUE program),
@@ -145,7 +147,7 @@ func OpenEnv(home string, env []string) (*Client, error) {
 	cmd.Stdin = msgR
 	cmd.Stdout = envR
 	cmd.Stderr = os.Stderr
-	err = cmd.Start()
+	err = timerslack.Start(cmd)
 	msgR.Close()
 	envR.Close()
 	if err != nil {

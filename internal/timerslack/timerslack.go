@@ -21,6 +21,7 @@ package timerslack
 
 import (
 	"os"
+	"os/exec"
 	"runtime"
 	"syscall"
 	"time"
@@ -71,4 +72,17 @@ func Current() time.Duration {
 		return 0
 	}
 	return time.Duration(n)
+}
+
+// Start starts cmd from a thread with the slack, so that the program
+// inherits it: a qmail-queue started for each message then runs its
+// fsyncs with a quiet monitor thread, without executing itself again.
+// The thread keeps the slack afterwards.
+func Start(cmd *exec.Cmd) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if Current() < Slack {
+		unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(Slack), 0, 0, 0)
+	}
+	return cmd.Start()
 }

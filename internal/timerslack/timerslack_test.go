@@ -152,3 +152,25 @@ func TestEnsure(t *testing.T) {
 		})
 	}
 }
+
+// TestStart: a program started with Start inherits the slack.
+func TestStart(t *testing.T) {
+	if _, err := os.Stat("/proc/self/timerslack_ns"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no timer slack in /proc (Linux 4.6 or later): %v", err)
+		}
+		t.Skipf("no timer slack in /proc: %v", err)
+	}
+	cmd := exec.Command("/bin/cat", "/proc/self/timerslack_ns")
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(out.String()), strconv.FormatInt(int64(Slack), 10); got != want {
+		t.Errorf("started program's slack %s, want %s", got, want)
+	}
+}
