@@ -39,8 +39,8 @@ const tried = "GOQMAIL_TIMERSLACK_SET"
 
 // Ensure returns when the calling thread's slack is at least Slack (the
 // program was started by one of goqmail's daemons, or this is the
-// second execution) or cannot be made so (no /proc, a real-time
-// scheduling policy, which ignores the slack). Otherwise it sets the
+// second execution) or cannot be made so (the program's file cannot be
+// found, a real-time scheduling policy, which ignores the slack). Otherwise it sets the
 // slack and executes the same program again with the same arguments,
 // environment and descriptors, and does not return. Call it first in
 // main, before the program opens anything or starts goroutines.
@@ -59,10 +59,15 @@ func Ensure() {
 	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(Slack), 0, 0, 0); err != nil || Current() < Slack {
 		return
 	}
-	// /proc/self/exe is the file this process runs, even if a newer
-	// one has been installed under its name since. On failure the
-	// program goes on with the slack on this thread only.
-	syscall.Exec("/proc/self/exe", os.Args, append(os.Environ(), tried+"=1"))
+	// The program's own path, not /proc/self/exe: the kernel names a
+	// process after the file it executes, and ps, pgrep and the
+	// supervisors' scripts must still see qmail-send, not "exe".
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	// On failure the program goes on with the slack on this thread only.
+	syscall.Exec(exe, os.Args, append(os.Environ(), tried+"=1"))
 }
 
 // Current is the calling thread's timer slack.

@@ -32,6 +32,8 @@ func TestMain(m *testing.M) {
 		Ensure()
 		time.Sleep(10 * time.Millisecond) // let the runtime start its threads
 		fmt.Println("args", strings.Join(os.Args[1:], " "))
+		comm, _ := os.ReadFile("/proc/self/comm")
+		fmt.Println("comm", strings.TrimSpace(string(comm)))
 		_, marked := os.LookupEnv(tried)
 		fmt.Println("marker", marked)
 		tids, _ := os.ReadDir("/proc/self/task")
@@ -51,6 +53,7 @@ func TestMain(m *testing.M) {
 type helperRun struct {
 	starts  int
 	args    string
+	comm    string
 	marker  bool
 	threads []string // slack of each thread, in ns, or an error
 }
@@ -94,6 +97,8 @@ func runHelper(t *testing.T, parentSlack time.Duration) helperRun {
 		switch key {
 		case "args":
 			run.args = rest
+		case "comm":
+			run.comm = rest
 		case "marker":
 			run.marker = rest == "true"
 		case "thread":
@@ -135,6 +140,11 @@ func TestEnsure(t *testing.T) {
 			}
 			if run.marker {
 				t.Error("marker left in the environment")
+			}
+			// The kernel's name of the process is still the
+			// program's (at most 15 bytes of it).
+			if want := filepath.Base(os.Args[0]); run.comm != want[:min(len(want), 15)] {
+				t.Errorf("process named %q, want %q", run.comm, want)
 			}
 			if len(run.threads) < 2 {
 				t.Fatalf("threads %v: want the runtime's threads too", run.threads)
