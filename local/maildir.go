@@ -90,7 +90,7 @@ func (d *maildirDelivery) deliver(dir string, msg io.Reader, rpline, dtline stri
 		d.sleep(2 * time.Second)
 	}
 	tmp := filepath.Join(dir, "tmp", name)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := fsutil.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return tempErr
 	}

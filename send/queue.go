@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/fsutil"
 	"github.com/goqmail/goqmail/queue"
 )
 
@@ -125,7 +126,7 @@ func (r *splitResult) fail(parts ...string) {
 func (s *Sender) splitTodo(r *splitResult, rw *Rewriter, allow [numChannels]bool) {
 	id := r.id
 	todoName := s.relPath("todo", id)
-	todo, err := os.Open(s.path("todo", id))
+	todo, err := fsutil.Open(s.path("todo", id))
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			r.fail("warning: unable to open ", todoName)
@@ -156,7 +157,7 @@ func (s *Sender) splitTodo(r *splitResult, rw *Rewriter, allow [numChannels]bool
 			return
 		}
 	}
-	info, err := os.OpenFile(s.path("info", id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	info, err := fsutil.OpenFile(s.path("info", id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		r.fail("warning: unable to create ", s.relPath("info", id))
 		return
@@ -206,7 +207,7 @@ func (s *Sender) splitTodo(r *splitResult, rw *Rewriter, allow [numChannels]bool
 				c = chanLocal
 			}
 			if chanFiles[c] == nil {
-				f, err := os.OpenFile(s.path(chanDir[c], id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+				f, err := fsutil.OpenFile(s.path(chanDir[c], id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 				if err != nil {
 					r.fail("warning: unable to create ", s.relPath(chanDir[c], id))
 					return

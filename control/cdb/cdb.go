@@ -18,8 +18,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/goqmail/goqmail/internal/fsutil"
 	"io"
-	"os"
 )
 
 const (
@@ -52,7 +52,7 @@ type Reader struct {
 
 // Open opens the cdb file at path. The caller must Close it.
 func Open(path string) (*Reader, error) {
-	f, err := os.Open(path)
+	f, err := fsutil.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -12,12 +12,38 @@ import (
 // renamed in it survive a crash: on Linux a file's own fsync does not
 // cover its directory entry.
 func SyncDir(dir string) error {
-	d, err := os.Open(dir)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	defer d.Close()
-	return d.Sync()
+	defer unix.Close(fd)
+	if err := unix.Fsync(fd); err != nil {
+		return &os.PathError{Op: "sync", Path: dir, Err: err}
+	}
+	return nil
+}
+
+// OpenFile is os.OpenFile for regular files and directories, on the hot
+// paths. os.OpenFile offers every descriptor to the runtime's poller:
+// it makes it non-blocking, is refused (files cannot be polled) and
+// makes it blocking again, five system calls for nothing; this is one
+// open and one fcntl.
+func OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	for {
+		fd, err := unix.Open(name, flag|unix.O_CLOEXEC, uint32(perm.Perm()))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: name, Err: err}
+		}
+		return os.NewFile(uintptr(fd), name), nil
+	}
+}
+
+// Open opens a file for reading, as os.Open (see OpenFile).
+func Open(name string) (*os.File, error) {
+	return OpenFile(name, os.O_RDONLY, 0)
 }
 
 // TopdirFlag is FS_TOPDIR_FL (linux/fs.h, chattr +T): "the top of a

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/goqmail/goqmail/internal/fsutil"
 	"github.com/goqmail/goqmail/internal/worker"
 )
 
@@ -129,7 +130,7 @@ func (s *Server) deliver(req Request) string {
 	if at < 0 {
 		return "DSorry, address must include host name. (#5.1.3)\n"
 	}
-	mess, err := os.Open(filepath.Join(s.MessDir, req.MessID))
+	mess, err := fsutil.Open(filepath.Join(s.MessDir, req.MessID))
 	if err != nil {
 		return "Zqmail-spawn unable to open message. (#4.3.0)\n"
 	}
