@@ -91,14 +91,19 @@ func readDirect(todo io.Reader, rw *Rewriter) (d directTodo, ok bool) {
 	}
 }
 
+// directPerSlot bounds the direct messages of a channel, waiting or
+// under way, per delivery slot. When deliveries fall behind, messages
+// wait in memory rather than being preprocessed (which would make each
+// one dearer just when the machine is busiest), up to this many: todo/,
+// which qmail-send lists at each trigger, stays a few hundred entries.
+const directPerSlot = 10
+
 // directAllowed says, per channel, whether a message split now may be
-// delivered directly: only while its channel has room for it, so that
-// todo/, which qmail-send rescans at each trigger, holds no more than
-// the deliveries about to run.
+// delivered directly.
 func (s *Sender) directAllowed() [numChannels]bool {
 	var allow [numChannels]bool
 	for c := range allow {
-		allow[c] = s.directCount[c] < len(s.slots[c])
+		allow[c] = s.directCount[c] < directPerSlot*len(s.slots[c])
 	}
 	return allow
 }

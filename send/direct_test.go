@@ -199,12 +199,12 @@ func TestDirectFailure(t *testing.T) {
 	}
 }
 
-// TestDirectOnlyWithRoom: with no free slot in the channel, and for more
-// than one recipient, a message is preprocessed as in qmail.
+// TestDirectOnlyWithRoom: with the channel's direct messages at their
+// bound, a message is preprocessed as in qmail.
 func TestDirectOnlyWithRoom(t *testing.T) {
 	const id = 203
 	ds := newDirectSender(t, id, "u1\x00p2\x00Fsender@example.net\x00Tuser@example.org\x00")
-	ds.directCount[chanLocal] = len(ds.slots[chanLocal])
+	ds.directCount[chanLocal] = directPerSlot * len(ds.slots[chanLocal])
 	ds.split(t)
 	if !ds.exists("info", id) || !ds.exists("local", id) || ds.clean.String() != "todo/203\x00" {
 		t.Fatalf("not preprocessed: info %v, local %v, qmail-clean %q", ds.exists("info", id), ds.exists("local", id), ds.clean.String())

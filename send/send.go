@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/fsutil"
 	"github.com/goqmail/goqmail/queue"
 	"golang.org/x/sys/unix"
 )
@@ -589,14 +590,21 @@ func (s *Sender) readCleanReplies() {
 // already under way, at most preprocessParallel at a time.
 func (s *Sender) scanTodo() {
 	s.nextTodo = s.now().Add(sleepTodo)
-	entries, err := os.ReadDir(filepath.Join(s.qdir, "todo"))
+	// Names only: nothing is stat'ed, and the ids are sorted below.
+	dir, err := fsutil.Open(filepath.Join(s.qdir, "todo"))
+	if err != nil {
+		s.log.line("warning: unable to opendir todo")
+		return
+	}
+	names, err := dir.Readdirnames(-1)
+	dir.Close()
 	if err != nil {
 		s.log.line("warning: unable to opendir todo")
 		return
 	}
 	var ids []uint64
-	for _, e := range entries {
-		if id, ok := parseID(e.Name()); ok {
+	for _, name := range names {
+		if id, ok := parseID(name); ok {
 			ids = append(ids, id)
 		}
 	}
