@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/goqmail/goqmail/internal/fsutil"
 )
 
 // MaxLine bounds what one control file line may cost in memory. qmail has
@@ -52,7 +53,7 @@ func (f *Files) Me() (string, bool) { return f.me, f.meOK }
 // ok is false if the file does not exist; any other failure is an error.
 // An existing empty file gives "" with ok true.
 func (f *Files) Line(name string) (value string, ok bool, err error) {
-	file, err := os.Open(f.Path(name))
+	file, err := fsutil.Open(f.Path(name))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", false, nil
@@ -102,7 +103,7 @@ func (f *Files) Int(name string, def int) (int, error) {
 // start with '#'. A missing file gives an empty list, or [me] when useMe is
 // set and control/me exists.
 func (f *Files) List(name string) ([]string, bool, error) {
-	file, err := os.Open(f.Path(name))
+	file, err := fsutil.Open(f.Path(name))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, false, nil
