@@ -95,8 +95,9 @@ func readDirect(todo io.Reader, rw *Rewriter) (d directTodo, ok bool) {
 // under way, per delivery slot. When deliveries fall behind, messages
 // wait in memory rather than being preprocessed (which would make each
 // one dearer just when the machine is busiest), up to this many: todo/,
-// which qmail-send lists at each trigger, stays a few hundred entries.
-const directPerSlot = 10
+// which qmail-send lists at most once per todoScanGap, stays a few
+// thousand entries at most.
+const directPerSlot = 50
 
 // directAllowed says, per channel, whether a message split now may be
 // delivered directly.

@@ -225,3 +225,25 @@ func TestPreprocessUnschedules(t *testing.T) {
 		}
 	}
 }
+
+// TestTriggerScansSpaced: a trigger asks for a scan of todo/ no sooner
+// than todoScanGap after the last one, and the main loop's sleep ends
+// then, without qmail's second of fuzz; once exiting, no scan is due.
+func TestTriggerScansSpaced(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	s := newScheduleSender(t, now)
+	s.nextCleanup = now.Add(time.Hour)
+	s.scanTodo()
+	if got, want := s.wakeup(), sleepTodo; got != want {
+		t.Fatalf("after a scan: wakeup %v, want %v", got, want)
+	}
+	s.handle(event{kind: evTrigger})
+	s.handle(event{kind: evTrigger})
+	if got, want := s.wakeup(), todoScanGap; got != want {
+		t.Fatalf("after triggers: wakeup %v, want %v", got, want)
+	}
+	s.exitASAP = true
+	if got, want := s.wakeup(), time.Hour+time.Second; got != want {
+		t.Fatalf("exiting: wakeup %v, want %v", got, want)
+	}
+}

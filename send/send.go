@@ -25,6 +25,10 @@ import (
 const (
 	sleepTodo    = 1500 * time.Second  // todo/ is rescanned at least this often
 	sleepSysFail = 123 * time.Second   // retry after a system failure
+	// todoScanGap spaces the scans of todo/ that triggers ask for: a
+	// burst of qmail-queue runs pulls the trigger for each message, and
+	// todo/ may hold hundreds of direct messages (send/direct.go).
+	todoScanGap = 10 * time.Millisecond
 	sleepCleanup = 76431 * time.Second // between sweeps for leftovers
 	ossified     = 129600 * time.Second
 	reportMax    = 10000 // bytes of a spawner report qmail-send keeps
@@ -216,6 +220,7 @@ type Sender struct {
 	events      chan event
 	cleanR      *bufio.Reader
 	nextTodo    time.Time
+	lastTodo    time.Time // the last scan of todo/
 	nextCleanup time.Time
 	// splitting holds the messages of todo/ whose files are being
 	// written (startSplit in queue.go); todoBehind is set when a scan left
@@ -378,13 +383,12 @@ func (s *Sender) canExit() bool {
 	return true
 }
 
-// wakeup is how long to sleep before something becomes due.
+// wakeup is how long to sleep before something becomes due. A scan of
+// todo/ is due on time, without qmail's second of fuzz: a trigger's scan
+// waits only for todoScanGap.
 func (s *Sender) wakeup() time.Duration {
 	now := s.now()
-	next := s.nextTodo
-	if s.nextCleanup.Before(next) {
-		next = s.nextCleanup
-	}
+	next := s.nextCleanup
 	if !s.exitASAP {
 		for c := range s.waiting {
 			if m := s.waiting[c].first(); m != nil && m.next[c].Before(next) {
@@ -401,14 +405,19 @@ func (s *Sender) wakeup() time.Duration {
 	if d < time.Second {
 		d = time.Second
 	}
-	return d
+	if s.exitASAP {
+		return d // no more scans
+	}
+	return min(d, max(s.nextTodo.Sub(now), 0))
 }
 
 func (s *Sender) handle(ev event) {
 	switch ev.kind {
 	case evTrigger:
-		if !s.exitASAP {
-			s.scanTodo()
+		// The scan comes after the events drained, at most one per
+		// todoScanGap.
+		if t := s.lastTodo.Add(todoScanGap); t.Before(s.nextTodo) {
+			s.nextTodo = t
 		}
 	case evReport:
 		s.finishDelivery(ev.c, ev.slot, ev.report)
@@ -589,7 +598,8 @@ func (s *Sender) readCleanReplies() {
 // scanTodo starts preprocessing every message in todo/ that is not
 // already under way, at most preprocessParallel at a time.
 func (s *Sender) scanTodo() {
-	s.nextTodo = s.now().Add(sleepTodo)
+	s.lastTodo = s.now()
+	s.nextTodo = s.lastTodo.Add(sleepTodo)
 	// Names only: nothing is stat'ed, and the ids are sorted below.
 	dir, err := fsutil.Open(filepath.Join(s.qdir, "todo"))
 	if err != nil {
