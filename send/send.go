@@ -23,12 +23,12 @@ import (
 
 // Timing constants of qmail-send.c.
 const (
-	sleepTodo    = 1500 * time.Second  // todo/ is rescanned at least this often
-	sleepSysFail = 123 * time.Second   // retry after a system failure
+	sleepTodo    = 1500 * time.Second // todo/ is rescanned at least this often
+	sleepSysFail = 123 * time.Second  // retry after a system failure
 	// todoScanGap spaces the scans of todo/ that triggers ask for: a
 	// burst of qmail-queue runs pulls the trigger for each message, and
 	// todo/ may hold hundreds of direct messages (send/direct.go).
-	todoScanGap = 10 * time.Millisecond
+	todoScanGap  = 10 * time.Millisecond
 	sleepCleanup = 76431 * time.Second // between sweeps for leftovers
 	ossified     = 129600 * time.Second
 	reportMax    = 10000 // bytes of a spawner report qmail-send keeps
