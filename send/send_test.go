@@ -335,3 +335,50 @@ func TestLogger(t *testing.T) {
 	b, _ := os.ReadFile(logFile)
 	must(t, strings.HasPrefix(string(b), "status: local 0/10 remote 0/20\n"), "log: %q", b)
 }
+
+// TestDirectDeferralSurvivesRestart: a one-recipient message is delivered
+// straight from todo/ (send/direct.go); its deferral leaves the files
+// preprocessing would have written, with the retry time, todo/N gone,
+// and a restarted qmail-send takes the message up from them.
+func TestDirectDeferralSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	home := newHome(t)
+	writeFile(t, filepath.Join(home, "alias", ".qmail-flaky"), "|echo not now; exit 111\n", 0o600)
+	attr := testsend.RunAs(t, home)
+	m := start(t, home, attr)
+	enqueue(t, home, attr, "Subject: direct\n\nlater\n", "alice@example.org", "flaky@testhost.example")
+	m.WaitLines(`^delivery 1: deferral: not_now/$`, 1)
+	m.Stop()
+
+	todo, _ := filepath.Glob(filepath.Join(home, "queue", "todo", "*"))
+	must(t, len(todo) == 0, "todo/ after the deferral: %v", todo)
+	locals, _ := filepath.Glob(filepath.Join(home, "queue", "local", "*", "*"))
+	must(t, len(locals) == 1, "local files: %v", locals)
+	b, err := os.ReadFile(locals[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, string(b) == "Tflaky@testhost.example\x00", "local file %q", b)
+	st, err := os.Stat(locals[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, st.ModTime().After(time.Now()), "next retry %v is not in the future", st.ModTime())
+	infos, _ := filepath.Glob(filepath.Join(home, "queue", "info", "*", "*"))
+	must(t, len(infos) == 1, "info files: %v", infos)
+	info, err := os.ReadFile(infos[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, string(info) == "Falice@example.org\x00", "info file %q", info)
+
+	m = start(t, home, attr)
+	m.WaitLines(`^status: local 0/10 remote 0/20$`, 1)
+	m.Signal(syscall.SIGALRM)
+	m.WaitLines(`^starting delivery 1: msg \d+ to local flaky@testhost.example$`, 1)
+	m.WaitLines(`^delivery 1: deferral: not_now/$`, 1)
+	m.Stop()
+	for _, l := range m.Lines() {
+		must(t, !strings.HasPrefix(l, "new msg"), "the message was preprocessed again: %q", l)
+	}
+}
