@@ -145,6 +145,18 @@ func enqueueFDs(dir string, msgFD, envFD int, sub Submission, buf []byte) int {
 	return ExitCode(err)
 }
 
+// pipe makes a pipe for one message: the read end, a bare descriptor, goes
+// to the writer; this process writes the other end with blocking writes.
+// Neither is offered to the runtime's poller, which for a message of a
+// few KiB only added system calls (four fcntl and two epoll_ctl a pipe).
+func pipe() (r int, w *os.File, err error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return -1, nil, fmt.Errorf("pipe: %w", err)
+	}
+	return p[0], os.NewFile(uintptr(p[1]), "queue writer pipe"), nil
+}
+
 // Writer is the server's end of a long-running queue writer: Open hands
 // it one message. It is safe for concurrent use.
 type Writer struct {
@@ -255,13 +267,13 @@ func (w *Writer) readReplies() {
 // writer's exit code for this message. It fails with ErrWriterGone once
 // the writer has exited; the caller then runs qmail-queue instead.
 func (w *Writer) Open() (*Client, error) {
-	msgR, msgW, err := os.Pipe()
+	msgR, msgW, err := pipe()
 	if err != nil {
 		return nil, err
 	}
-	envR, envW, err := os.Pipe()
+	envR, envW, err := pipe()
 	if err != nil {
-		msgR.Close()
+		unix.Close(msgR)
 		msgW.Close()
 		return nil, err
 	}
@@ -269,9 +281,9 @@ func (w *Writer) Open() (*Client, error) {
 	w.mu.Lock()
 	if w.gone {
 		w.mu.Unlock()
-		msgR.Close()
+		unix.Close(msgR)
 		msgW.Close()
-		envR.Close()
+		unix.Close(envR)
 		envW.Close()
 		return nil, ErrWriterGone
 	}
@@ -281,9 +293,9 @@ func (w *Writer) Open() (*Client, error) {
 	w.mu.Unlock()
 	var req [requestSize]byte
 	binary.LittleEndian.PutUint64(req[:], id)
-	_, _, err = w.conn.WriteMsgUnix(req[:], unix.UnixRights(int(msgR.Fd()), int(envR.Fd())), nil)
-	msgR.Close()
-	envR.Close()
+	_, _, err = w.conn.WriteMsgUnix(req[:], unix.UnixRights(msgR, envR), nil)
+	unix.Close(msgR)
+	unix.Close(envR)
 	if err != nil {
 		w.mu.Lock()
 		delete(w.pending, id)

@@ -1,6 +1,7 @@
 package tcpserver
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -70,8 +71,12 @@ func (o *Options) Listen(name string, log io.Writer) ([]net.Listener, error) {
 		}
 		return nil, err
 	}
+	// No TCP keep-alives on the accepted connections, as with
+	// tcpserver: the programs have their own timeouts, and Go's default
+	// cost four setsockopt calls per connection.
+	lc := net.ListenConfig{KeepAlive: -1}
 	for _, a := range o.Addrs {
-		ln, err := net.Listen("tcp", a)
+		ln, err := lc.Listen(context.Background(), "tcp", a)
 		if err != nil {
 			return fail(err)
 		}

@@ -225,12 +225,16 @@ const (
 // deliver hands the worker one delivery; unless it is answered, the
 // worker must not be used again.
 func (w *proc) deliver(args []byte, stdin *os.File, out io.Writer) (Result, outcome) {
-	outR, outW, err := os.Pipe()
-	if err != nil {
+	// A bare pipe: its write end only passes through this process, and
+	// its read end is read with blocking reads, so neither is offered to
+	// the runtime's poller (four fcntl and two epoll_ctl a pipe).
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return Result{}, notSent
 	}
-	_, _, err = w.conn.WriteMsgUnix(args, unix.UnixRights(int(stdin.Fd()), int(outW.Fd())), nil)
-	outW.Close()
+	outR := os.NewFile(uintptr(p[0]), "worker output")
+	_, _, err := w.conn.WriteMsgUnix(args, unix.UnixRights(int(stdin.Fd()), p[1]), nil)
+	unix.Close(p[1])
 	if err != nil {
 		// A SOCK_SEQPACKET send fails only when the worker's end is
 		// closed: it has exited, and nothing was delivered.
