@@ -17,6 +17,9 @@ type Program struct {
 	// Conns, when not nil, keeps connections open between deliveries
 	// (see ConnCache); nil is qmail's QUIT after every message.
 	Conns *ConnCache
+	// LocalAddrs, when not nil, keeps this host's addresses between
+	// deliveries (a worker's); nil lists them for each.
+	LocalAddrs *LocalAddrs
 }
 
 // Deliver is one run of "qmail-remote host sender recip...": args are
@@ -43,6 +46,7 @@ func (p *Program) Deliver(args []string, message *os.File, out io.Writer) {
 		Size:       FileSize(message),
 		Pid:        p.Pid,
 		Conns:      p.Conns,
+		LocalAddrs: p.LocalAddrs,
 	}
 	Run(d, out)
 }

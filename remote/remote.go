@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"time"
@@ -35,6 +36,9 @@ type Delivery struct {
 	// when known (for SIZE=), else -1.
 	Message io.Reader
 	Size    int64
+	// LocalAddrs, when not nil, keeps the list of this host's addresses
+	// (qmail's ipme) between deliveries; nil lists them for this one.
+	LocalAddrs *LocalAddrs
 	// Resolver, when nil, is built from control/dnsservers,
 	// /etc/resolv.conf and control/ipv6.
 	Resolver Resolver
@@ -211,7 +215,12 @@ func (d *Delivery) deliver() ([]recipientReport, *Outcome) {
 	if len(targets) == 0 {
 		return nil, tempDNS
 	}
-	me, err := localAddrs()
+	var me map[netip.Addr]bool
+	if d.LocalAddrs != nil {
+		me, err = d.LocalAddrs.Get(time.Now())
+	} else {
+		me, err = localAddrs()
+	}
 	if err != nil {
 		return nil, noResources
 	}
