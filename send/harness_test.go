@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/goqmail/goqmail/internal/testenv"
 	"github.com/goqmail/goqmail/internal/testsend"
@@ -60,4 +61,21 @@ func must(t *testing.T, cond bool, format string, args ...any) {
 	if !cond {
 		t.Fatalf(format, args...)
 	}
+}
+
+// onlyQueueFile is the one file of queue/dir/*/* (a message's info/N or
+// channel file): its content and mtime.
+func onlyQueueFile(t *testing.T, home, dir string) (content string, mtime time.Time) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(home, "queue", dir, "*", "*"))
+	must(t, len(files) == 1, "%s files: %v", dir, files)
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), st.ModTime()
 }

@@ -168,31 +168,17 @@ func TestRetryAndExpiry(t *testing.T) {
 	must(t, len(m.WaitLines(`^starting delivery \d+: msg \d+ to local bob@`, 1)) == 1, "bob's delivery was repeated")
 
 	// After TERM the channel file carries the next retry time.
-	locals, _ := filepath.Glob(filepath.Join(home, "queue", "local", "*", "*"))
-	must(t, len(locals) == 1, "local files: %v", locals)
 	// The delivered recipient is marked done in place.
-	b, err := os.ReadFile(locals[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, string(b) == "Dbob@testhost.example\x00Tflaky@testhost.example\x00", "local file %q", b)
-	st, err := os.Stat(locals[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, st.ModTime().After(time.Now()), "next retry %v is not in the future", st.ModTime())
-	infos, _ := filepath.Glob(filepath.Join(home, "queue", "info", "*", "*"))
-	must(t, len(infos) == 1, "info files: %v", infos)
-	ist, err := os.Stat(infos[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, st.ModTime().Sub(ist.ModTime()) >= 99*time.Second, "retry %v too close to birth %v", st.ModTime(), ist.ModTime())
+	local, next := onlyQueueFile(t, home, "local")
+	must(t, local == "Dbob@testhost.example\x00Tflaky@testhost.example\x00", "local file %q", local)
+	must(t, next.After(time.Now()), "next retry %v is not in the future", next)
+	_, birth := onlyQueueFile(t, home, "info")
+	must(t, next.Sub(birth) >= 99*time.Second, "retry %v too close to birth %v", next, birth)
 
 	// A restart with a lifetime the message has outlived: the next
 	// attempt is the last one, and its deferral becomes a failure.
 	testenv.WriteControl(t, home, "queuelifetime", "1\n")
-	for time.Since(ist.ModTime()) <= 2*time.Second {
+	for time.Since(birth) <= 2*time.Second {
 		time.Sleep(100 * time.Millisecond)
 	}
 	m = start(t, home, attr)
@@ -352,24 +338,10 @@ func TestDirectDeferralSurvivesRestart(t *testing.T) {
 
 	todo, _ := filepath.Glob(filepath.Join(home, "queue", "todo", "*"))
 	must(t, len(todo) == 0, "todo/ after the deferral: %v", todo)
-	locals, _ := filepath.Glob(filepath.Join(home, "queue", "local", "*", "*"))
-	must(t, len(locals) == 1, "local files: %v", locals)
-	b, err := os.ReadFile(locals[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, string(b) == "Tflaky@testhost.example\x00", "local file %q", b)
-	st, err := os.Stat(locals[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, st.ModTime().After(time.Now()), "next retry %v is not in the future", st.ModTime())
-	infos, _ := filepath.Glob(filepath.Join(home, "queue", "info", "*", "*"))
-	must(t, len(infos) == 1, "info files: %v", infos)
-	info, err := os.ReadFile(infos[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	local, next := onlyQueueFile(t, home, "local")
+	must(t, local == "Tflaky@testhost.example\x00", "local file %q", local)
+	must(t, next.After(time.Now()), "next retry %v is not in the future", next)
+	info, _ := onlyQueueFile(t, home, "info")
 	must(t, string(info) == "Falice@example.org\x00", "info file %q", info)
 
 	m = start(t, home, attr)
