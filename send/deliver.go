@@ -179,7 +179,10 @@ func (s *Sender) finishDelivery(c int, slot byte, report string) {
 		report = "D" + report[1:] + finalAttempt
 		letter = 'D'
 	}
-	if p.msg.direct != nil && letter != 'K' && !s.materialize(p.msg) {
+	if p.msg.direct != nil && !d.settled {
+		if s.settleDirect(c, slot, d, letter, report) {
+			return // the report is handled once qmail-clean has answered
+		}
 		// The outcome cannot be recorded: the recipient is tried
 		// again, as after a crash.
 		p.retry = s.now().Add(sleepSysFail)

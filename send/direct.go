@@ -21,17 +21,20 @@ import (
 // A message of todo/ with exactly one recipient is therefore delivered
 // straight from todo/N, its recipient kept in memory, while there are
 // free delivery slots for its channel. The queue's states stay qmail's:
-//   - on success, qmail-clean removes todo/N (with intd/N) and then, once
-//     that is done, mess/N: the message ends as any other.
+//   - on success, qmail-clean removes todo/N (with intd/N), the record of
+//     the recipient, before the success is logged, and then mess/N: the
+//     message ends as any other.
 //   - on a deferral or a failure, qmail-send first writes info/N and the
 //     channel file as preprocessing would have and fsyncs them, has
 //     qmail-clean remove todo/N, and then records the outcome on those
 //     files (bounce/N, the 'D' mark, the retry time) as usual.
 //
-// A crash while a direct delivery runs leaves todo/N, so the message is
-// preprocessed again and its recipient delivered again: the same
-// duplicate that qmail gives when it crashes between a delivery and
-// marking it done in the channel file, and never a loss. With one
+// A crash while a direct delivery runs, or before qmail-clean has
+// answered for it, leaves todo/N, so the message is preprocessed again
+// and its recipient delivered again: the same duplicate that qmail gives
+// when it crashes between a delivery and marking it done in the channel
+// file, and never a loss; a delivery whose outcome was logged is not
+// repeated. With one
 // recipient the two windows are the same; a message with more
 // recipients is always preprocessed, so a crash never repeats
 // deliveries that qmail would have marked.
@@ -123,9 +126,9 @@ func (s *Sender) commitDirect(r *splitResult) {
 
 // materialize gives a direct message the files preprocessing would have
 // written, info/N and its channel file with the one recipient at offset
-// 0, fsynced, and then has qmail-clean remove todo/N: from here on the
-// message is an ordinary one. It is false, with a warning logged, when
-// the files cannot be made durable; the message then stays direct.
+// 0, fsynced: with todo/N gone (settleDirect), the message is an
+// ordinary one. It is false, with a warning logged, when the files
+// cannot be made durable; the message then stays direct.
 func (s *Sender) materialize(m *message) bool {
 	c := m.direct.c
 	paths := []string{s.path("info", m.id), s.path(chanDir[c], m.id)}
@@ -170,33 +173,50 @@ func (s *Sender) materialize(m *message) bool {
 	m.birth = st.ModTime()
 	m.direct = nil
 	s.directCount[c]--
+	return true
+}
+
+// settleDirect makes a direct message's queue files say what the report
+// of its delivery will record before the report is acted on, as qmail
+// marks a delivery in the channel file before it goes on: on success
+// todo/N, its record, goes; otherwise info/N and the channel file are
+// written and fsynced, then todo/N goes. Until qmail-clean has answered,
+// the delivery keeps its slot and nothing is logged: a crash meanwhile
+// repeats the delivery, which the log shows as running, and never
+// repeats one whose outcome was logged. It is false when the files
+// cannot be written: the report is then handled at once, as a deferral.
+func (s *Sender) settleDirect(c int, slot byte, d *delivery, letter byte, report string) bool {
+	m := d.p.msg
+	if letter != 'K' && !s.materialize(m) {
+		return false
+	}
+	d.settled = true
 	s.removeTodo(m.id, func(ok bool) {
-		if ok && m.completeAfterTodo {
-			m.completeAfterTodo = false
-			s.completeMessage(m)
+		if !ok && letter == 'K' {
+			// todo/N stays: the message is preprocessed and
+			// delivered again, and mess/N must stay for it.
+			s.log.line("warning: trouble marking ", s.relPath("todo", m.id), "; message will be delivered twice!")
+			m.keepMess = true
 		}
+		s.finishDelivery(c, slot, report)
 	})
 	return true
 }
 
-// completeDirect ends a direct message whose recipient is delivered:
-// "end msg", then todo/N and, only once it is gone, mess/N. The other
-// order could leave a todo/N without its message after a crash, and
-// preprocessing it again would bounce a delivered message.
+// completeDirect ends a direct message whose recipient is delivered and
+// whose todo/N is gone (settleDirect): "end msg", then mess/N.
 func (s *Sender) completeDirect(m *message) {
 	idStr := strconv.FormatUint(m.id, 10)
 	s.log.line("end msg ", idStr)
 	delete(s.msgs, m.id)
 	s.directCount[m.direct.c]--
-	s.removeTodo(m.id, func(ok bool) {
+	if m.keepMess {
+		return
+	}
+	s.cleanup("foop/"+idStr, func(ok bool) {
 		if !ok {
-			return
+			s.log.line("warning: qmail-clean unable to clean up foop/", idStr)
 		}
-		s.cleanup("foop/"+idStr, func(ok bool) {
-			if !ok {
-				s.log.line("warning: qmail-clean unable to clean up foop/", idStr)
-			}
-		})
 	})
 }
 

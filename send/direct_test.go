@@ -116,6 +116,11 @@ func TestDirectSuccess(t *testing.T) {
 	if ds.clean.String() != "todo/200\x00" {
 		t.Fatalf("qmail-clean got %q, want todo/200 alone", ds.clean.String())
 	}
+	// Until todo/200 is gone, the delivery is running: a crash now
+	// repeats it, and the log must not say it succeeded.
+	if strings.Contains(ds.logText(), "success") || ds.used[chanLocal] != 1 {
+		t.Fatalf("success handled before todo/200 was removed (slots used %d):\n%s", ds.used[chanLocal], ds.logText())
+	}
 	ds.cleaned(true)
 	if ds.clean.String() != "todo/200\x00foop/200\x00" {
 		t.Fatalf("qmail-clean got %q, want todo/200 then foop/200", ds.clean.String())
@@ -133,8 +138,9 @@ func TestDirectSuccess(t *testing.T) {
 }
 
 // TestDirectDeferral: a deferred direct delivery first gets the files
-// preprocessing would have written, durable, then todo/N goes and the
-// recipient waits for its retry as in any message.
+// preprocessing would have written, durable, then todo/N goes, and only
+// then is the deferral recorded: the recipient waits for its retry as in
+// any message.
 func TestDirectDeferral(t *testing.T) {
 	const id = 201
 	ds := newDirectSender(t, id, "u1\x00p2\x00Fsender@example.net\x00Tfar@remote.example\x00")
@@ -155,9 +161,8 @@ func TestDirectDeferral(t *testing.T) {
 	if ds.clean.String() != "todo/201\x00" {
 		t.Fatalf("qmail-clean got %q", ds.clean.String())
 	}
-	m := ds.msgs[id]
-	if m == nil || m.direct != nil || !m.pending[chanRemote] || !m.next[chanRemote].After(ds.now()) || m.due[chanRemote] == 0 {
-		t.Fatalf("message %+v: want an ordinary one waiting for its retry", m)
+	if strings.Contains(ds.logText(), "deferral") {
+		t.Fatalf("deferral logged before todo/201 was removed:\n%s", ds.logText())
 	}
 	// Until qmail-clean answers, todo/201 is not preprocessed again.
 	ds.scanTodo()
@@ -167,6 +172,10 @@ func TestDirectDeferral(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	ds.cleaned(true)
+	m := ds.msgs[id]
+	if m == nil || m.direct != nil || !m.pending[chanRemote] || !m.next[chanRemote].After(ds.now()) || m.due[chanRemote] == 0 {
+		t.Fatalf("message %+v: want an ordinary one waiting for its retry", m)
+	}
 	if len(ds.splitting) != 0 || ds.directCount != [numChannels]int{} {
 		t.Errorf("splitting %v, directCount %v", ds.splitting, ds.directCount)
 	}
@@ -176,14 +185,18 @@ func TestDirectDeferral(t *testing.T) {
 }
 
 // TestDirectFailure: a failed direct delivery is recorded as in any
-// message, bounce/N and the channel file's 'D', and the message is
-// completed only after todo/N is gone.
+// message, bounce/N and the channel file's 'D', once todo/N is gone.
 func TestDirectFailure(t *testing.T) {
 	const id = 202
 	ds := newDirectSender(t, id, "u1\x00p2\x00Fsender@example.net\x00Tuser@example.org\x00")
 	ds.split(t)
 	ds.startDeliveries()
 	ds.finishDelivery(chanLocal, 0, "DSorry, no mailbox here by that name. (#5.1.1)\n")
+	if ds.exists("bounce", id) || !ds.exists("local", id) || ds.clean.String() != "todo/202\x00" {
+		t.Fatalf("before qmail-clean's answer: bounce %v, local %v, qmail-clean %q; want no bounce, the channel file, todo/202 asked",
+			ds.exists("bounce", id), ds.exists("local", id), ds.clean.String())
+	}
+	ds.cleaned(true)
 	bounce, err := os.ReadFile(ds.path("bounce", id))
 	if err != nil || !strings.Contains(string(bounce), "<user@example.org>:\nSorry, no mailbox here by that name.") {
 		t.Fatalf("bounce/%d: %q, %v", id, bounce, err)
@@ -191,11 +204,29 @@ func TestDirectFailure(t *testing.T) {
 	if !ds.exists("info", id) || ds.exists("local", id) {
 		t.Errorf("info/%d should exist (%v), local/%d be done and gone (%v)", id, ds.exists("info", id), id, ds.exists("local", id))
 	}
-	if strings.Contains(ds.logText(), "end msg") {
-		t.Fatalf("completed before todo/%d was removed:\n%s", id, ds.logText())
+	if !strings.Contains(ds.logText(), "delivery 1: failure: Sorry,_no_mailbox_here_by_that_name._(#5.1.1)/\n") {
+		t.Errorf("log:\n%s", ds.logText())
 	}
-	if ds.clean.String() != "todo/202\x00" {
-		t.Fatalf("qmail-clean got %q", ds.clean.String())
+}
+
+// TestDirectTodoStays: when qmail-clean cannot remove todo/N after a
+// success, the message will be delivered again, as qmail warns when it
+// cannot mark a delivery, and mess/N stays for it.
+func TestDirectTodoStays(t *testing.T) {
+	const id = 204
+	ds := newDirectSender(t, id, "u1\x00p2\x00Fsender@example.net\x00Tuser@example.org\x00")
+	ds.split(t)
+	ds.startDeliveries()
+	ds.finishDelivery(chanLocal, 0, "Kdid_1+0+0/")
+	ds.cleaned(false)
+	if !strings.Contains(ds.logText(), "warning: trouble marking todo/204; message will be delivered twice!\n") {
+		t.Errorf("log:\n%s", ds.logText())
+	}
+	if ds.clean.String() != "todo/204\x00" {
+		t.Errorf("qmail-clean got %q: mess/204 must stay", ds.clean.String())
+	}
+	if len(ds.msgs) != 0 || len(ds.splitting) != 0 {
+		t.Errorf("msgs %v, splitting %v: the next scan must preprocess todo/204 again", ds.msgs, ds.splitting)
 	}
 }
 

@@ -420,12 +420,6 @@ func (s *Sender) retryCompletions() {
 // bounce, "end msg", info/N, then mess/N and intd/N through qmail-clean.
 func (s *Sender) completeMessage(m *message) {
 	retry := func() { s.complete[m.id] = s.now().Add(sleepSysFail) }
-	if s.splitting[m.id] {
-		// A materialized message whose todo/N is still being
-		// removed: completed when it is gone.
-		m.completeAfterTodo = true
-		return
-	}
 	if exists(s.path("todo", m.id)) {
 		// Queued again under the same inode before we finished: the
 		// todo scan owns it now.

@@ -138,9 +138,9 @@ type message struct {
 	// direct, when not nil, is the recipient of a message that has
 	// neither info/N nor a channel file yet.
 	direct *directRecipient
-	// completeAfterTodo is set when a materialized message is done
-	// before qmail-clean has removed its todo/N.
-	completeAfterTodo bool
+	// keepMess is set when a direct message's todo/N could not be
+	// removed: it is delivered again, and its mess/N must stay.
+	keepMess bool
 	// pending[c] is true while the channel file exists.
 	pending [numChannels]bool
 	next    [numChannels]time.Time // next attempt of a pending channel
@@ -175,6 +175,9 @@ type delivery struct {
 	p      *pass
 	offset int64
 	recip  string
+	// settled is set once a direct message's queue files say what the
+	// report will record (settleDirect).
+	settled bool
 }
 
 type event struct {
