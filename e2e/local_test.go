@@ -339,7 +339,8 @@ func TestKilledQueueManagerLosesNothing(t *testing.T) {
 		case n == 0:
 			t.Errorf("message %d was lost", i)
 		case n > 1 && !mayRepeat[sender]:
-			t.Errorf("message %d was delivered %d times, but its delivery was not running at the kill", i, n)
+			t.Errorf("message %d was delivered %d times, but its delivery was not running at the kill; its log:\n%s",
+				i, n, strings.Join(logOf(log, sender, senderOf), "\n"))
 		}
 	}
 	repeated := 0
@@ -350,6 +351,33 @@ func TestKilledQueueManagerLosesNothing(t *testing.T) {
 	if len(copies) != total {
 		t.Errorf("copies of %d different messages, want %d", len(copies), total)
 	}
+}
+
+// logOf is what the log says of the message from sender: its lines and
+// those of its deliveries.
+func logOf(log []string, sender string, senderOf map[string]string) []string {
+	var id string
+	for msg, s := range senderOf {
+		if s == sender {
+			id = msg
+		}
+	}
+	deliveries := map[string]bool{}
+	startRE := regexp.MustCompile(`^starting delivery (\d+): msg (\d+) `)
+	var lines []string
+	for i, l := range log {
+		if sub := startRE.FindStringSubmatch(l); sub != nil && sub[2] == id {
+			deliveries[sub[1]] = true
+		}
+		mentions := strings.Contains(l, "msg "+id+":") || strings.Contains(l, "msg "+id+" ") || strings.HasSuffix(l, "msg "+id)
+		for d := range deliveries {
+			mentions = mentions || strings.HasPrefix(l, "delivery "+d+":")
+		}
+		if mentions {
+			lines = append(lines, fmt.Sprintf("%4d/%d %s", i, len(log), l))
+		}
+	}
+	return lines
 }
 
 func TestHUPRereadsLocals(t *testing.T) {

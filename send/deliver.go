@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/goqmail/goqmail/internal/fsutil"
 	"github.com/goqmail/goqmail/queue"
 	"github.com/goqmail/goqmail/send/spawn"
 )
@@ -139,6 +140,11 @@ func (s *Sender) startDelivery(p *pass, rec record) {
 	}
 	d := &delivery{id: s.nextDelID, p: p, offset: rec.offset, recip: rec.addr}
 	s.nextDelID++
+	// Logged before the request goes out, as qmail (whose comm_write
+	// only buffers it): a delivery that ran always has its line, even
+	// when qmail-send dies right after sending it.
+	s.log.line("starting delivery ", strconv.FormatUint(d.id, 10), ": msg ", strconv.FormatUint(p.msg.id, 10),
+		chanToWord[c], logSafe(rec.addr))
 	req := spawn.AppendRequest(nil, byte(slot), s.messID(p.msg.id), verpSender(p.msg.sender, rec.addr), rec.addr)
 	if _, err := s.cfg.Spawn[c].Write(req); err != nil {
 		s.log.line("alert: oh no! lost spawn connection! dying...")
@@ -150,8 +156,6 @@ func (s *Sender) startDelivery(p *pass, rec record) {
 	s.slots[c][slot] = d
 	s.used[c]++
 	p.inflight++
-	s.log.line("starting delivery ", strconv.FormatUint(d.id, 10), ": msg ", strconv.FormatUint(p.msg.id, 10),
-		chanToWord[c], logSafe(rec.addr))
 	s.status()
 }
 
@@ -237,7 +241,7 @@ func (s *Sender) finishPass(p *pass) {
 		s.completeDirect(m)
 		return
 	}
-	if err := os.Remove(s.path(chanDir[c], m.id)); err != nil && !os.IsNotExist(err) {
+	if err := fsutil.Unlink(s.path(chanDir[c], m.id)); err != nil {
 		s.log.line("warning: unable to unlink ", s.relPath(chanDir[c], m.id), "; will try again later")
 		m.next[c] = s.now().Add(sleepSysFail)
 		s.schedule(m, c)
