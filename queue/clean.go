@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/goqmail/goqmail/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -124,10 +125,7 @@ func (c *Cleaner) Do(op CleanOp, id uint64) byte {
 }
 
 // removeGone unlinks path and reports success when it is gone.
-func removeGone(path string) bool {
-	err := unix.Unlink(path)
-	return err == nil || err == unix.ENOENT
-}
+func removeGone(path string) bool { return fsutil.Unlink(path) == nil }
 
 // RemoveStalePids removes every pid/ entry whose atime is StaleAge old:
 // what a qmail-queue killed between creating it and renaming it left

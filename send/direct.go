@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/fsutil"
 	"github.com/goqmail/goqmail/queue"
 )
 
@@ -146,7 +147,7 @@ func (s *Sender) materialize(m *message) bool {
 	}
 	for i, p := range paths {
 		rel := s.relPath([]string{"info", chanDir[c]}[i], m.id)
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := fsutil.Unlink(p); err != nil {
 			return fail("warning: unable to unlink ", rel)
 		}
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)

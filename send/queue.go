@@ -140,7 +140,7 @@ func (s *Sender) splitTodo(r *splitResult, rw *Rewriter, allow [numChannels]bool
 		return
 	}
 	for _, dir := range []string{"info", "local", "remote"} {
-		if err := os.Remove(s.path(dir, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := fsutil.Unlink(s.path(dir, id)); err != nil {
 			r.fail("warning: unable to unlink ", s.relPath(dir, id))
 			return
 		}
@@ -431,7 +431,7 @@ func (s *Sender) completeMessage(m *message) {
 	}
 	idStr := strconv.FormatUint(m.id, 10)
 	s.log.line("end msg ", idStr)
-	if err := os.Remove(s.path("info", m.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := fsutil.Unlink(s.path("info", m.id)); err != nil {
 		s.log.line("warning: unable to unlink ", s.relPath("info", m.id), "; will try again later")
 		retry()
 		return

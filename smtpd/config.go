@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/goqmail/goqmail/control"
@@ -56,6 +58,21 @@ var ErrNoGreeting = errors.New("control/smtpgreeting and control/me are both mis
 // does, and the environment through lookup. Any error means qmail's
 // "421 unable to read controls (#4.3.0)".
 func LoadConfig(home string, lookup LookupEnv) (*Config, error) {
+	cfg, err := readControls(home)
+	if err != nil {
+		return nil, err
+	}
+	cfg.applyEnv(lookup)
+	return cfg, nil
+}
+
+// controlNames are the control files readControls reads.
+var controlNames = []string{"me", "smtpgreeting", "localiphost", "timeoutsmtpd",
+	"rcpthosts", "morercpthosts.cdb", "badmailfrom", "databytes"}
+
+// readControls is the part of LoadConfig that depends on the control
+// files only.
+func readControls(home string) (*Config, error) {
 	files, err := control.Open(home)
 	if err != nil {
 		return nil, err
@@ -84,9 +101,6 @@ func LoadConfig(home string, lookup LookupEnv) (*Config, error) {
 		timeout = 1
 	}
 	cfg.Timeout = time.Duration(timeout) * time.Second
-	if cfg.RcptHosts, err = LoadRcptHosts(files); err != nil {
-		return nil, err
-	}
 	bmf, ok, err := files.List("badmailfrom")
 	if err != nil {
 		return nil, err
@@ -102,13 +116,101 @@ func LoadConfig(home string, lookup LookupEnv) (*Config, error) {
 		return nil, err
 	}
 	cfg.DataBytes = int64(databytes)
+	// Last: nothing after it may fail, or the cdb would be left open.
+	if cfg.RcptHosts, err = LoadRcptHosts(files); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// applyEnv completes a Config from the connection's environment.
+func (cfg *Config) applyEnv(lookup LookupEnv) {
 	if v, ok := lookup("DATABYTES"); ok {
 		// qmail scans leading digits and takes 0 when there are none.
 		n, _ := control.ScanUlong(v)
 		cfg.DataBytes = int64(n)
 	}
 	cfg.Env = ReadEnviron(lookup)
-	return cfg, nil
+}
+
+// ConfigCache gives the standalone listener's sessions their Config with
+// the control files' part read once and shared until control/ changes
+// (control.Watch), where qmail-smtpd reads them for every connection: a
+// change still applies from the next connection on. Files that cannot
+// be watched (symbolic links, hard links) are read for every connection.
+type ConfigCache struct {
+	home      string
+	mu        sync.Mutex
+	watch     *control.Watch
+	watchable bool
+	cur       *sharedControls // nil: read them again
+}
+
+// sharedControls is the control files' part of the sessions' Config,
+// with the number of its users: the cache while it is current, and each
+// session. The last to let go closes morercpthosts.cdb.
+type sharedControls struct {
+	cfg  Config
+	refs atomic.Int64
+}
+
+func (sc *sharedControls) release() {
+	if sc.refs.Add(-1) == 0 {
+		sc.cfg.RcptHosts.Close()
+	}
+}
+
+// NewConfigCache makes the cache for home; Close releases it.
+func NewConfigCache(home string) *ConfigCache {
+	return &ConfigCache{home: home, watch: control.NewWatch(home, controlNames...)}
+}
+
+// Config is LoadConfig for one session; release, called once the
+// session is over, lets go of what it shares.
+func (c *ConfigCache) Config(lookup LookupEnv) (cfg *Config, release func(), err error) {
+	c.mu.Lock()
+	if c.watch.Changed() {
+		if c.cur != nil {
+			c.cur.release()
+			c.cur = nil
+		}
+		c.watchable = c.watch.Reset()
+	}
+	if c.watchable && c.cur == nil {
+		base, err := readControls(c.home)
+		if err != nil {
+			c.mu.Unlock()
+			return nil, nil, err
+		}
+		c.cur = &sharedControls{cfg: *base}
+		c.cur.refs.Store(1)
+	}
+	shared := c.cur
+	if shared != nil {
+		shared.refs.Add(1)
+	}
+	c.mu.Unlock()
+	if shared == nil {
+		cfg, err := LoadConfig(c.home, lookup)
+		if err != nil {
+			return nil, nil, err
+		}
+		return cfg, func() { cfg.RcptHosts.Close() }, nil
+	}
+	own := shared.cfg
+	own.applyEnv(lookup)
+	return &own, shared.release, nil
+}
+
+// Close lets go of the cache's share and stops watching.
+func (c *ConfigCache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil {
+		c.cur.release()
+		c.cur = nil
+	}
+	return c.watch.Close()
 }
 
 // RcptHosts is control/rcpthosts plus control/morercpthosts.cdb: the

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -16,7 +17,8 @@ import (
 // Listener runs the SMTP sessions of the standalone listener: it is the
 // tcpserver.Server handler (ServeConn), and each session gets the
 // environment that server built for its connection. Control files are
-// read for every connection, so changes apply without a restart.
+// read again whenever control/ changes (ConfigCache), so a change applies
+// from the next connection on, without a restart.
 type Listener struct {
 	Home          string
 	CheckPassword []string
@@ -26,8 +28,10 @@ type Listener struct {
 	// has exited, those sessions run qmail-queue again.
 	Writer *queue.Writer
 
-	sessions atomic.Int64
-	fellBack atomic.Bool
+	sessions  atomic.Int64
+	fellBack  atomic.Bool
+	cacheOnce sync.Once
+	configs   *ConfigCache
 }
 
 // ServeConn runs one session on conn with the tcp-environ and rule
@@ -37,12 +41,15 @@ type Listener struct {
 func (l *Listener) ServeConn(conn net.Conn, env map[string]string) {
 	id := int(l.sessions.Add(1))
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	cfg, err := LoadConfig(l.Home, lookup)
+	// Made on the first connection: after the listener has dropped its
+	// privileges, as the sessions that read the files.
+	l.cacheOnce.Do(func() { l.configs = NewConfigCache(l.Home) })
+	cfg, release, err := l.configs.Config(lookup)
 	if err != nil {
 		RefuseSession(conn, l.Log, id, env["TCPREMOTEIP"], err)
 		return
 	}
-	defer cfg.RcptHosts.Close()
+	defer release()
 	cfg.CheckPassword = l.CheckPassword
 	s := NewSession(cfg, conn, l.Log)
 	s.Pid = id

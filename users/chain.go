@@ -3,12 +3,16 @@ package users
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/control/cdb"
+	"golang.org/x/sys/unix"
 )
 
 // Chain resolves a local part the way qmail-lspawn does: users/cdb, else
@@ -27,13 +31,16 @@ type Chain struct {
 	// home $QMAILHOME/alias, so postmaster & co. are delivered by
 	// $QMAILHOME/alias/.qmail-* files as in a real installation.
 	Alias *Passwd
+
+	db openCDB
 }
 
 // Resolve returns where mail for local goes. Errors are *Error with
 // qmail-lspawn's codes: ExitCDB for an unreadable users/cdb, ExitUsage
-// for a malformed users/cdb record, and qmail-getpw's codes.
+// for a malformed users/cdb record, and qmail-getpw's codes. It may be
+// called from several goroutines at once.
 func (c *Chain) Resolve(local string) (Entry, error) {
-	e, ok, err := LookupFile(c.Home, local)
+	e, ok, err := c.db.lookup(filepath.Join(c.Home, "users", "cdb"), local)
 	if errors.Is(err, ErrBadRecord) {
 		return Entry{}, &Error{ExitUsage, err}
 	}
@@ -107,4 +114,55 @@ func (o OwnAccount) HomeOwner(dir string) (int, error) {
 		return SystemAccounts{}.HomeOwner(dir)
 	}
 	return o.Accounts.HomeOwner(dir)
+}
+
+// openCDB keeps users/cdb open from one lookup to the next, where
+// qmail-lspawn opens it for each delivery: a stat per lookup tells
+// whether it is still the same file (qmail-newu renames a new one into
+// place; anything else that changes it changes its size or times).
+type openCDB struct {
+	mu sync.Mutex
+	db *cdb.Reader // nil: not open
+	st unix.Stat_t // of the open file
+}
+
+// lookup is LookupFile on the users/cdb at path.
+func (o *openCDB) lookup(path, local string) (e Entry, ok bool, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		o.close()
+		if errors.Is(err, unix.ENOENT) {
+			return Entry{}, false, nil
+		}
+		return Entry{}, false, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if o.db == nil || !sameFile(&st, &o.st) {
+		o.close()
+		db, err := cdb.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return Entry{}, false, nil
+		}
+		if err != nil {
+			return Entry{}, false, err
+		}
+		// The stat before the open: a file replaced in between is
+		// opened again at the next lookup.
+		o.db, o.st = db, st
+	}
+	return Lookup(o.db, local)
+}
+
+func (o *openCDB) close() {
+	if o.db != nil {
+		o.db.Close()
+		o.db = nil
+	}
+}
+
+// sameFile reports whether two stats are of one file, unchanged.
+func sameFile(a, b *unix.Stat_t) bool {
+	return a.Dev == b.Dev && a.Ino == b.Ino && a.Size == b.Size &&
+		a.Mtim == b.Mtim && a.Ctim == b.Ctim
 }

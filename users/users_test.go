@@ -479,3 +479,36 @@ func TestOwnAccount(t *testing.T) {
 		}
 	}
 }
+
+// TestChainFollowsUsersCDB: a long-running qmail-lspawn keeps users/cdb
+// open, and still sees each new one qmail-newu makes, and its removal.
+func TestChainFollowsUsersCDB(t *testing.T) {
+	home := buildCDB(t, "=joe:joe:507:100:/home/joe:::\n.\n")
+	c := &Chain{Home: home, Accounts: fakeAccounts{}, Alias: &Passwd{Name: "alias", UID: 7, GID: 7, Home: "/alias"}}
+	resolve := func(local string) string {
+		t.Helper()
+		e, err := c.Resolve(local)
+		if err != nil {
+			t.Fatalf("Resolve(%q): %v", local, err)
+		}
+		return e.User
+	}
+	if got := resolve("joe"); got != "joe" {
+		t.Fatalf("joe goes to %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(home, "users", "assign"), []byte("=joe:jane:508:100:/home/jane:::\n.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewU(home); err != nil {
+		t.Fatal(err)
+	}
+	if got := resolve("joe"); got != "jane" {
+		t.Errorf("after qmail-newu joe goes to %q, want jane", got)
+	}
+	if err := os.Remove(filepath.Join(home, "users", "cdb")); err != nil {
+		t.Fatal(err)
+	}
+	if got := resolve("joe"); got != "alias" {
+		t.Errorf("without users/cdb joe goes to %q, want the alias user", got)
+	}
+}

@@ -70,3 +70,24 @@ func TestSyncDir(t *testing.T) {
 		t.Error("a file synced as a directory")
 	}
 }
+
+func TestUnlink(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Unlink(file); err != nil {
+		t.Fatalf("existing file: %v", err)
+	}
+	if _, err := os.Lstat(file); !os.IsNotExist(err) {
+		t.Fatalf("file still there: %v", err)
+	}
+	if err := Unlink(file); err != nil {
+		t.Errorf("missing file: %v, want nil", err)
+	}
+	// A directory is not removed: a queue file never is one.
+	if err := Unlink(dir); err == nil {
+		t.Error("a directory was unlinked")
+	}
+}
