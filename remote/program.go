@@ -20,6 +20,9 @@ type Program struct {
 	// LocalAddrs, when not nil, keeps this host's addresses between
 	// deliveries (a worker's); nil lists them for each.
 	LocalAddrs *LocalAddrs
+	// Settings, when not nil, keeps the control settings between
+	// deliveries (a worker's); nil reads them for each.
+	Settings *SettingsCache
 }
 
 // Deliver is one run of "qmail-remote host sender recip...": args are
@@ -47,6 +50,7 @@ func (p *Program) Deliver(args []string, message *os.File, out io.Writer) {
 		Pid:        p.Pid,
 		Conns:      p.Conns,
 		LocalAddrs: p.LocalAddrs,
+		Settings:   p.Settings,
 	}
 	Run(d, out)
 }

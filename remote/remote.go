@@ -56,6 +56,9 @@ type Delivery struct {
 	// message and provides kept connections (ConnCache); nil ends every
 	// connection with QUIT, as qmail-remote does.
 	Conns *ConnCache
+	// Settings, when not nil, keeps the control settings between
+	// deliveries (a worker's, SettingsCache); nil reads them for this one.
+	Settings *SettingsCache
 }
 
 // Run delivers and writes qmail-remote's reports to out: recipient
@@ -158,7 +161,13 @@ func (d *Delivery) deliver() ([]recipientReport, *Outcome) {
 	if len(d.Recipients) == 0 {
 		return nil, usage
 	}
-	cfg, err := readSettings(d.Home)
+	var cfg *settings
+	var err error
+	if d.Settings != nil {
+		cfg, err = d.Settings.settings(d.Home)
+	} else {
+		cfg, err = readSettings(d.Home)
+	}
 	if err != nil {
 		return nil, noControl
 	}
@@ -185,7 +194,12 @@ func (d *Delivery) deliver() ([]recipientReport, *Outcome) {
 	relay := routed && route.Relay != ""
 	resolver := d.Resolver
 	if resolver == nil {
-		dcfg, err := dns.LoadConfig(cfg.ctl, dns.ResolvConf)
+		var dcfg dns.Config
+		if d.Settings != nil {
+			dcfg, err = d.Settings.dnsConfig(cfg, dns.ResolvConf)
+		} else {
+			dcfg, err = dns.LoadConfig(cfg.ctl, dns.ResolvConf)
+		}
 		if err != nil {
 			return nil, noControl
 		}

@@ -25,13 +25,15 @@ func ServeWorker(conn *net.UnixConn, home string) error {
 	conns := NewConnCache(ConnIdleTimeout, maxIdleConns)
 	defer conns.Close()
 	ipme := &LocalAddrs{}
+	settings := NewSettingsCache(home)
+	defer settings.Close()
 	pid := os.Getpid()
 	deliveries := 0
 	return worker.Serve(conn, func(req *worker.Request) int {
 		// Separate runs of qmail-remote have different pids, which
 		// spread their lock/tcpto back-off windows; so do a worker's
 		// deliveries.
-		prog := &Program{Home: home, Pid: pid + deliveries, Conns: conns, LocalAddrs: ipme}
+		prog := &Program{Home: home, Pid: pid + deliveries, Conns: conns, LocalAddrs: ipme, Settings: settings}
 		deliveries++
 		prog.Deliver(req.Args, req.Stdin, req.Out)
 		return 0

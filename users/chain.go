@@ -12,7 +12,7 @@ import (
 
 	"github.com/goqmail/goqmail/control"
 	"github.com/goqmail/goqmail/control/cdb"
-	"golang.org/x/sys/unix"
+	"github.com/goqmail/goqmail/internal/fsutil"
 )
 
 // Chain resolves a local part the way qmail-lspawn does: users/cdb, else
@@ -118,27 +118,26 @@ func (o OwnAccount) HomeOwner(dir string) (int, error) {
 
 // openCDB keeps users/cdb open from one lookup to the next, where
 // qmail-lspawn opens it for each delivery: a stat per lookup tells
-// whether it is still the same file (qmail-newu renames a new one into
-// place; anything else that changes it changes its size or times).
+// whether it is still the same, unchanged file (fsutil.Stamp).
 type openCDB struct {
-	mu sync.Mutex
-	db *cdb.Reader // nil: not open
-	st unix.Stat_t // of the open file
+	mu    sync.Mutex
+	db    *cdb.Reader // nil: not open
+	stamp fsutil.Stamp
 }
 
 // lookup is LookupFile on the users/cdb at path.
 func (o *openCDB) lookup(path, local string) (e Entry, ok bool, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	stamp, err := fsutil.StampOf(path)
+	if err != nil {
 		o.close()
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return Entry{}, false, nil
 		}
-		return Entry{}, false, &fs.PathError{Op: "stat", Path: path, Err: err}
+		return Entry{}, false, err
 	}
-	if o.db == nil || !sameFile(&st, &o.st) {
+	if o.db == nil || stamp != o.stamp {
 		o.close()
 		db, err := cdb.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -147,9 +146,9 @@ func (o *openCDB) lookup(path, local string) (e Entry, ok bool, err error) {
 		if err != nil {
 			return Entry{}, false, err
 		}
-		// The stat before the open: a file replaced in between is
-		// opened again at the next lookup.
-		o.db, o.st = db, st
+		// The stat came before the open: a file replaced in between
+		// is opened again at the next lookup.
+		o.db, o.stamp = db, stamp
 	}
 	return Lookup(o.db, local)
 }
@@ -159,10 +158,4 @@ func (o *openCDB) close() {
 		o.db.Close()
 		o.db = nil
 	}
-}
-
-// sameFile reports whether two stats are of one file, unchanged.
-func sameFile(a, b *unix.Stat_t) bool {
-	return a.Dev == b.Dev && a.Ino == b.Ino && a.Size == b.Size &&
-		a.Mtim == b.Mtim && a.Ctim == b.Ctim
 }

@@ -84,3 +84,22 @@ func Unlink(path string) error {
 	}
 	return &fs.PathError{Op: "unlink", Path: path, Err: err}
 }
+
+// Stamp identifies a file and its last change. What was read from a
+// file still holds while a later stat gives the same Stamp: a file
+// replaced by a rename (as qmail-newu, cdbmake and resolvers do) has
+// another inode, one rewritten in place another size or times.
+type Stamp struct {
+	dev, ino   uint64
+	size       int64
+	mtim, ctim unix.Timespec
+}
+
+// StampOf stats path, following symbolic links.
+func StampOf(path string) (Stamp, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return Stamp{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return Stamp{dev: st.Dev, ino: st.Ino, size: st.Size, mtim: st.Mtim, ctim: st.Ctim}, nil
+}
