@@ -164,13 +164,23 @@ func (s *Sender) messID(id uint64) string {
 	return strconv.FormatUint(id%queue.Split, 10) + "/" + strconv.FormatUint(id, 10)
 }
 
-// finishDelivery handles one spawner report.
+// finishDelivery handles one spawner report. The slot is free at once:
+// the spawner is done with it, and the next delivery need not wait for
+// qmail-clean to settle a direct message (settleDirect).
 func (s *Sender) finishDelivery(c int, slot byte, report string) {
 	if int(slot) >= len(s.slots[c]) || s.slots[c][slot] == nil {
 		s.log.line("warning: internal error: delivery report out of range")
 		return
 	}
 	d := s.slots[c][slot]
+	s.slots[c][slot] = nil
+	s.used[c]--
+	s.reportDelivery(c, d, report)
+}
+
+// reportDelivery acts on the report of delivery d, whose slot is free:
+// the log line, the mark in the queue files, the end of its pass.
+func (s *Sender) reportDelivery(c int, d *delivery, report string) {
 	p := d.p
 	did := strconv.FormatUint(d.id, 10)
 	// A report with no letter is mangled, as in qmail (an empty report
@@ -184,7 +194,7 @@ func (s *Sender) finishDelivery(c int, slot byte, report string) {
 		letter = 'D'
 	}
 	if p.msg.direct != nil && !d.settled {
-		if s.settleDirect(c, slot, d, letter, report) {
+		if s.settleDirect(c, d, letter, report) {
 			return // the report is handled once qmail-clean has answered
 		}
 		// The outcome cannot be recorded: the recipient is tried
@@ -211,8 +221,6 @@ func (s *Sender) finishDelivery(c int, slot byte, report string) {
 		s.log.line("delivery ", did, ": report mangled, will defer")
 		p.deferred = true
 	}
-	s.slots[c][slot] = nil
-	s.used[c]--
 	p.inflight--
 	s.status()
 	if p.inflight == 0 && p.file == nil {

@@ -181,12 +181,13 @@ func (s *Sender) materialize(m *message) bool {
 // of its delivery will record before the report is acted on, as qmail
 // marks a delivery in the channel file before it goes on: on success
 // todo/N, its record, goes; otherwise info/N and the channel file are
-// written and fsynced, then todo/N goes. Until qmail-clean has answered,
-// the delivery keeps its slot and nothing is logged: a crash meanwhile
-// repeats the delivery, which the log shows as running, and never
-// repeats one whose outcome was logged. It is false when the files
-// cannot be written: the report is then handled at once, as a deferral.
-func (s *Sender) settleDirect(c int, slot byte, d *delivery, letter byte, report string) bool {
+// written and fsynced, then todo/N goes. Until qmail-clean has answered
+// nothing is logged (the slot is already free for the next delivery): a
+// crash meanwhile repeats the delivery, which the log shows as running,
+// and never repeats one whose outcome was logged; a stop waits for
+// qmail-clean's answer. It is false when the files cannot be written:
+// the report is then handled at once, as a deferral.
+func (s *Sender) settleDirect(c int, d *delivery, letter byte, report string) bool {
 	m := d.p.msg
 	if letter != 'K' && !s.materialize(m) {
 		return false
@@ -199,7 +200,7 @@ func (s *Sender) settleDirect(c int, slot byte, d *delivery, letter byte, report
 			s.log.line("warning: trouble marking ", s.relPath("todo", m.id), "; message will be delivered twice!")
 			m.keepMess = true
 		}
-		s.finishDelivery(c, slot, report)
+		s.reportDelivery(c, d, report)
 	})
 	return true
 }

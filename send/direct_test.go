@@ -116,11 +116,20 @@ func TestDirectSuccess(t *testing.T) {
 	if ds.clean.String() != "todo/200\x00" {
 		t.Fatalf("qmail-clean got %q, want todo/200 alone", ds.clean.String())
 	}
-	// Until todo/200 is gone, the delivery is running: a crash now
-	// repeats it, and the log must not say it succeeded.
-	if strings.Contains(ds.logText(), "success") || ds.used[chanLocal] != 1 {
-		t.Fatalf("success handled before todo/200 was removed (slots used %d):\n%s", ds.used[chanLocal], ds.logText())
+	// Until todo/200 is gone, the delivery counts as running: a crash
+	// now repeats it, and the log must not say it succeeded; a stop
+	// waits. Its slot is free for the next delivery already.
+	if strings.Contains(ds.logText(), "success") {
+		t.Fatalf("success handled before todo/200 was removed:\n%s", ds.logText())
 	}
+	if ds.used[chanLocal] != 0 {
+		t.Errorf("the slot stays taken while qmail-clean works (slots used %d)", ds.used[chanLocal])
+	}
+	ds.exitASAP = true
+	if ds.canExit() {
+		t.Error("qmail-send would exit before the direct delivery's report is acted on")
+	}
+	ds.exitASAP = false
 	ds.cleaned(true)
 	if ds.clean.String() != "todo/200\x00foop/200\x00" {
 		t.Fatalf("qmail-clean got %q, want todo/200 then foop/200", ds.clean.String())
