@@ -84,6 +84,68 @@ func TestListenerWithRules(t *testing.T) {
 	}
 }
 
+// TestListenerSeesControlChanges: the listener keeps its control files
+// until control/ changes (smtpd.ConfigCache); every way an admin changes
+// rcpthosts shows at the next connection, as when each reads them.
+func TestListenerSeesControlChanges(t *testing.T) {
+	t.Parallel()
+	home := testenv.NewHome(t, "qmail-smtpd")
+	q := writeCaptureQueue(t, home)
+	addrs, _, _ := startListener(t, home, []string{"QMAILQUEUE=" + q})
+	rcptOK := func(domain string) bool {
+		t.Helper()
+		c, err := smtp.Dial(addrs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Hello("gosmtp.example"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Mail("a@client.example", nil); err != nil {
+			t.Fatal(err)
+		}
+		return c.Rcpt("b@"+domain, nil) == nil
+	}
+	control := filepath.Join(home, "control")
+	if rcptOK("new.example") || !rcptOK(testenv.Me) {
+		t.Fatal("rcpthosts not applied")
+	}
+	// Replaced by a rename, as an editor or a script does.
+	testenv.WriteControl(t, home, "rcpthosts.new", testenv.Me+"\nnew.example\n")
+	if err := os.Rename(filepath.Join(control, "rcpthosts.new"), filepath.Join(control, "rcpthosts")); err != nil {
+		t.Fatal(err)
+	}
+	if !rcptOK("new.example") {
+		t.Error("rcpthosts replaced by a rename not seen")
+	}
+	// Written in place.
+	testenv.WriteControl(t, home, "rcpthosts", testenv.Me+"\n")
+	if rcptOK("new.example") {
+		t.Error("rcpthosts written in place not seen")
+	}
+	// A symbolic link to a file elsewhere, changed there.
+	shared := filepath.Join(home, "shared-rcpthosts")
+	if err := os.WriteFile(shared, []byte(testenv.Me+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(control, "rcpthosts")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(shared, filepath.Join(control, "rcpthosts")); err != nil {
+		t.Fatal(err)
+	}
+	if rcptOK("other.example") {
+		t.Fatal("rcpthosts through a symbolic link not applied")
+	}
+	if err := os.WriteFile(shared, []byte(testenv.Me+"\nother.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !rcptOK("other.example") {
+		t.Error("a change to the target of rcpthosts' symbolic link not seen")
+	}
+}
+
 func TestListenerDeny(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-smtpd")
