@@ -80,11 +80,12 @@ type Delivery struct {
 	// Namer names maildir deliveries; nil makes one for this process's
 	// pid. A worker shares one among its deliveries.
 	Namer *MaildirNamer
-	// Exit ends the process with a code from another goroutine (the
-	// maildir alarm); nil is os.Exit.
+	// Exit ends the delivery with a code from another goroutine (the
+	// maildir alarm) while the delivery itself is stuck; nil is
+	// os.Exit. A worker abandons the delivery instead.
 	Exit func(code int)
-	// Buffer buffers maildir writes; a worker shares one among its
-	// deliveries, which run one after another. nil makes one.
+	// Buffer buffers maildir writes; nil makes one. A worker hands
+	// them from delivery to delivery.
 	Buffer *bufio.Writer
 
 	env       []string // Environ plus qmail-command(8)'s variables
@@ -134,13 +135,13 @@ func (d *Delivery) report(err error) int {
 	return f.Code
 }
 
-// Run performs the delivery. It changes the process's working directory
-// to the home directory, as qmail-local does: .qmail paths and
-// programs are relative to it.
+// Run performs the delivery. qmail-local changes to the home directory
+// first, and the .qmail files, the relative paths in them and the
+// programs they run are relative to it. A worker runs deliveries for
+// several homes at once, so Run leaves the working directory alone: it
+// resolves those paths against the home directory (inHome), and programs
+// start there.
 func (d *Delivery) Run() error {
-	if err := os.Chdir(d.Home); err != nil {
-		return tempf("Unable to switch to %s: %s. (#4.3.0)", d.Home, ErrText(err))
-	}
 	if err := d.checkHome(); err != nil {
 		return err
 	}
@@ -153,7 +154,7 @@ func (d *Delivery) Run() error {
 	d.rpline = RPLine(d.Sender)
 	d.ufline = UFLine(d.Sender, time.Now())
 
-	dq, err := Find(".", d.Dash, d.Ext)
+	dq, err := Find(d.Home, d.Dash, d.Ext)
 	if err != nil {
 		return err
 	}
@@ -175,12 +176,15 @@ func (d *Delivery) Run() error {
 	return d.follow(ParseDotQmail(cmds), forwardOnly)
 }
 
-// checkHome refuses a home directory others may write to, and one with
-// the sticky bit, which users set while editing their .qmail files.
+// checkHome fails as qmail-local's chdir to the home directory would,
+// and refuses a home directory others may write to, and one with the
+// sticky bit, which users set while editing their .qmail files.
 func (d *Delivery) checkHome() error {
-	st, err := os.Stat(".")
+	// "home/." resolves only where chdir(home) would succeed: an
+	// existing directory we may search.
+	st, err := os.Stat(d.inHome("."))
 	if err != nil {
-		return tempf("Unable to stat home directory: %s. (#4.3.0)", ErrText(err))
+		return tempf("Unable to switch to %s: %s. (#4.3.0)", d.Home, ErrText(err))
 	}
 	if st.Mode().Perm()&patrn != 0 {
 		return temp("Uh-oh: home directory is writable. (#4.7.0)")
@@ -256,11 +260,11 @@ func (d *Delivery) forwardSender() (string, error) {
 		return d.Sender, nil
 	}
 	base := ".qmail" + d.Dash + SafeExt(d.Ext)
-	owner, err := ownerFileExists(".", base+"-owner")
+	owner, err := ownerFileExists(d.Home, base+"-owner")
 	if err != nil || !owner {
 		return d.Sender, err
 	}
-	verp, err := ownerFileExists(".", base+"-owner-default")
+	verp, err := ownerFileExists(d.Home, base+"-owner-default")
 	if err != nil {
 		return "", err
 	}
@@ -406,7 +410,7 @@ func (d *Delivery) deliverFile(l Line) error {
 		return err
 	}
 	if l.Kind == Mbox {
-		return AppendMbox(l.Arg, d.Message, d.ufline, d.rpline, d.dtline, MboxLockWait)
+		return AppendMbox(d.inHome(l.Arg), d.Message, d.ufline, d.rpline, d.dtline, MboxLockWait)
 	}
 	if d.maildir.namer == nil {
 		if d.Namer == nil {
@@ -434,8 +438,11 @@ func (d *Delivery) deliverFile(l Line) error {
 		exit(d.report(temp("Timeout on maildir delivery. (#4.3.0)")))
 	})
 	defer timer.Stop()
-	return d.maildir.deliver(l.Arg, d.Message, d.rpline, d.dtline)
+	return d.maildir.deliver(d.inHome(l.Arg), d.Message, d.rpline, d.dtline)
 }
+
+// inHome is the path that names path from the home directory.
+func (d *Delivery) inHome(path string) string { return inDir(d.Home, path) }
 
 // runProgram runs "/bin/sh -c command" in the home directory with the
 // message on fd 0 and our stdout and stderr, and maps its exit code:
@@ -448,6 +455,7 @@ func (d *Delivery) runProgram(command string) (stop bool, err error) {
 	cmd := &exec.Cmd{
 		Path:   "/bin/sh",
 		Args:   []string{"/bin/sh", "-c", command},
+		Dir:    d.Home,
 		Env:    d.env,
 		Stdin:  d.Message,
 		Stdout: d.Stdout,

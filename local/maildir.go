@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,11 +23,14 @@ const MaildirTimeout = 24 * time.Hour
 // second and later deliveries of a process add a sequence number to the
 // pid part: TIME.PID_SEQ.HOST. A '/' or ':' in the host name would break
 // the file name (or the maildir info suffix), so they are written as
-// \057 and \072, as maildir readers expect.
+// \057 and \072, as maildir readers expect. It is safe for concurrent
+// use.
 type MaildirNamer struct {
 	pid  int
 	host string
-	seq  int
+
+	mu  sync.Mutex
+	seq int
 }
 
 // NewMaildirNamer takes the process id and the host name (gethostname,
@@ -41,11 +45,14 @@ func NewMaildirNamer(pid int, host string) *MaildirNamer {
 
 // Next is the name of the next delivery at time t.
 func (n *MaildirNamer) Next(t time.Time) string {
+	n.mu.Lock()
 	n.seq++
-	if n.seq == 1 {
+	seq := n.seq
+	n.mu.Unlock()
+	if seq == 1 {
 		return fmt.Sprintf("%d.%d.%s", t.Unix(), n.pid, n.host)
 	}
-	return fmt.Sprintf("%d.%d_%d.%s", t.Unix(), n.pid, n.seq, n.host)
+	return fmt.Sprintf("%d.%d_%d.%s", t.Unix(), n.pid, seq, n.host)
 }
 
 // maildirDelivery carries what a maildir delivery needs besides the
@@ -57,8 +64,8 @@ type maildirDelivery struct {
 	// started is called with the tmp file name once it exists, so the
 	// caller's timeout can remove it.
 	started func(tmp string)
-	// buf buffers the file; nil makes one (a worker keeps one for all
-	// its deliveries).
+	// buf buffers the file; nil makes one (a worker keeps them from
+	// delivery to delivery).
 	buf *bufio.Writer
 }
 

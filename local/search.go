@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -101,7 +100,7 @@ func Find(dir, dash, ext string) (*DotQmail, error) {
 func readDotQmail(dir, name string) (contents string, mode os.FileMode, ok bool, err error) {
 	// O_NONBLOCK, as qmail's open_read: a FIFO named like a .qmail file
 	// must not hang the delivery (it is then skipped as not regular).
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(inDir(dir, name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if IsTemp(err) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
 			return "", 0, false, tempf("Unable to open %s: %s. (#4.3.0)", name, ErrText(err))
@@ -132,7 +131,7 @@ func readDotQmail(dir, name string) (contents string, mode os.FileMode, ok bool,
 // ownerFileExists reports whether .qmail<dash><safeext><suffix> exists
 // (qmeox): any kind of file counts. Only temporary errors are failures.
 func ownerFileExists(dir, name string) (bool, error) {
-	_, err := os.Stat(filepath.Join(dir, name))
+	_, err := os.Stat(inDir(dir, name))
 	if err == nil {
 		return true, nil
 	}
@@ -140,6 +139,18 @@ func ownerFileExists(dir, name string) (bool, error) {
 		return false, tempf("Unable to open %s: %s. (#4.3.0)", name, ErrText(err))
 	}
 	return false, nil
+}
+
+// inDir is the path that names name from directory dir, as the kernel
+// would resolve name with dir as the working directory: an absolute name
+// stays as it is, and a relative one is joined to dir without cleaning,
+// so that a ".." goes up from where a symbolic link led, not from the
+// link's own directory.
+func inDir(dir, name string) string {
+	if strings.HasPrefix(name, "/") {
+		return name
+	}
+	return strings.TrimSuffix(dir, "/") + "/" + name
 }
 
 // Failure is a delivery failure with qmail-local's exit code (100 hard,

@@ -54,7 +54,7 @@ func (b *lockedBuffer) String() string {
 func newPool(t *testing.T) *worker.Pool {
 	t.Helper()
 	log := &lockedBuffer{}
-	p := worker.NewPool(log, time.Hour, 100)
+	p := worker.NewPool(log, time.Hour, 100, worker.LocalPerWorker)
 	t.Cleanup(func() {
 		p.Close()
 		if s := log.String(); s != "" {
@@ -455,9 +455,10 @@ func TestWorkerClose(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-local")
 	u, md := newMaildirUser(t)
-	p := worker.NewPool(io.Discard, time.Hour, 100)
+	// One delivery per worker, two at a time: two workers for one
+	// account.
+	p := worker.NewPool(io.Discard, time.Hour, 100, 1)
 	defer p.Close()
-	// Two at a time: two workers for one account.
 	var wg sync.WaitGroup
 	for i := 0; i < 2; i++ {
 		wg.Add(1)
@@ -494,7 +495,7 @@ func TestWorkerIdleTimeout(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-local")
 	u, md := newMaildirUser(t)
-	p := worker.NewPool(io.Discard, time.Millisecond, 100)
+	p := worker.NewPool(io.Discard, time.Millisecond, 100, worker.LocalPerWorker)
 	defer p.Close()
 	if got := viaWorker(t, p, lspawnCommand(home, u, delivery{}), message); got != (outcome{0, "did 1+0+0\n"}) {
 		t.Fatalf("delivery: %+v", got)
@@ -578,7 +579,8 @@ func TestWorkerDurability(t *testing.T) {
 		{"fsync of the message in tmp/", regexp.MustCompile(`\bf(data)?sync\([0-9]+<` + regexp.QuoteMeta(real+"/tmp/"+name) + `>\)`)},
 		{"link into new/", regexp.MustCompile(`\blinkat\(AT_FDCWD(<[^>]*>)?, "[^"]*tmp/` + regexp.QuoteMeta(name) + `", AT_FDCWD(<[^>]*>)?, "[^"]*new/` + regexp.QuoteMeta(name) + `", 0\)`)},
 		{"fsync of new/", regexp.MustCompile(`\bf(data)?sync\([0-9]+<` + regexp.QuoteMeta(real+"/new") + `>\)`)},
-		{"the answer 0 to the spawner", regexp.MustCompile(`\bwrite\([0-9]+<socket:\[[0-9]+\]>, "\\0", 1[) ]`)},
+		// The request's tag, exit code 0, no flags.
+		{"the answer 0 to the spawner", regexp.MustCompile(`\bwrite\([0-9]+<socket:\[[0-9]+\]>, "(\\[0-7]+|[^"\\]){4}\\0\\0", 6[) ]`)},
 	}
 	lines := strings.Split(readFile(t, trace), "\n")
 	at := 0
@@ -596,8 +598,8 @@ func TestWorkerDurability(t *testing.T) {
 	}
 }
 
-// Deliveries under way at the same time get a worker each; every
-// message lands once, under a name of its own.
+// Deliveries under way at the same time share a worker; every message
+// lands once, under a name of its own.
 func TestWorkerConcurrent(t *testing.T) {
 	t.Parallel()
 	home := testenv.NewHome(t, "qmail-local")
@@ -638,8 +640,61 @@ func TestWorkerConcurrent(t *testing.T) {
 		}
 		subjects[subject] = true
 	}
-	if len(workers) > goroutines {
-		t.Errorf("%d workers for %d deliveries at a time", len(workers), goroutines)
+	// One account, fewer deliveries at a time than a worker runs: one
+	// worker for them all.
+	if len(workers) != 1 {
+		t.Errorf("%d workers for %d deliveries at a time, want 1", len(workers), goroutines)
+	}
+}
+
+// One worker runs deliveries for two homes of one account at the same
+// time (virtual users sharing a uid), and neither resolves its .qmail
+// file, its maildir or its program's working directory against the
+// other's home: a worker does not change its working directory.
+func TestWorkerTwoHomesAtOnce(t *testing.T) {
+	t.Parallel()
+	home := testenv.NewHome(t, "qmail-local")
+	signals := t.TempDir()
+	started, secondDone := filepath.Join(signals, "first-started"), filepath.Join(signals, "second-done")
+	first, second := newUser(t), newUser(t)
+	firstMD, secondMD := first.maildir("Maildir"), second.maildir("Maildir")
+	// The first delivery waits in its program until the second one is
+	// over, then writes into its own maildir.
+	first.write(".qmail", "|pwd > pwd.out; touch '"+started+"'; while [ ! -e '"+secondDone+"' ]; do sleep 0.01; done\n./Maildir/\n", 0o644)
+	second.write(".qmail", "./Maildir/\n|pwd > pwd.out; touch '"+secondDone+"'\n", 0o644)
+	p := newPool(t)
+	var wg sync.WaitGroup
+	for _, u := range []*user{first, second} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out bytes.Buffer
+			res, handled := p.Run(lspawnCommand(home, u, delivery{}), messageFile(t, message), &out)
+			if !handled || res != (worker.Result{}) || out.String() != "did 1+0+1\n" {
+				t.Errorf("%s: Run = %+v, handled %v, output %q", u.home, res, handled, out.String())
+			}
+		}()
+		if u == first {
+			waitUntil(t, "the first delivery's program", func() bool { _, err := os.Stat(started); return err == nil })
+		}
+	}
+	wg.Wait()
+	var pids []int
+	for _, u := range []struct {
+		*user
+		md string
+	}{{first, firstMD}, {second, secondMD}} {
+		entries := maildirNew(t, u.md)
+		if len(entries) != 1 {
+			t.Fatalf("%s: %d messages, want 1", u.md, len(entries))
+		}
+		pids = append(pids, entries[0].pid)
+		if got := u.read("pwd.out"); got != u.home+"\n" {
+			t.Errorf("program of %s ran in %q", u.home, got)
+		}
+	}
+	if pids[0] != pids[1] || !isWorker(pids[0]) {
+		t.Errorf("delivered by %v: want one worker", pids)
 	}
 }
 
@@ -728,7 +783,7 @@ func TestWorkerMaxIdle(t *testing.T) {
 	t.Parallel()
 	homes := []string{testenv.NewHome(t, "qmail-local"), testenv.NewHome(t, "qmail-local")}
 	u, md := newMaildirUser(t)
-	p := worker.NewPool(io.Discard, time.Hour, 1)
+	p := worker.NewPool(io.Discard, time.Hour, 1, worker.LocalPerWorker)
 	defer p.Close()
 	var pids []int
 	for _, home := range homes {

@@ -29,7 +29,7 @@ func ServeWorker(conn *net.UnixConn, home string) error {
 	defer settings.Close()
 	pid := os.Getpid()
 	deliveries := 0
-	return worker.Serve(conn, func(req *worker.Request) int {
+	return worker.Serve(conn, worker.RemotePerWorker, func(req *worker.Request) int {
 		// Separate runs of qmail-remote have different pids, which
 		// spread their lock/tcpto back-off windows; so do a worker's
 		// deliveries.

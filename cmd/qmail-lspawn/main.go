@@ -49,7 +49,7 @@ func main() {
 		},
 		// qmail-local runs as one worker per recipient account and
 		// delivery under way, not once per delivery.
-		Workers: worker.NewPool(os.Stderr, worker.DefaultIdleTimeout, worker.LocalMaxIdle),
+		Workers: worker.NewPool(os.Stderr, worker.DefaultIdleTimeout, worker.LocalMaxIdle, worker.LocalPerWorker),
 	}
 	err = srv.Serve(os.Stdin, os.Stdout)
 	srv.Workers.Close()

@@ -30,7 +30,7 @@ func main() {
 		// qmail-remote runs as long-running workers, one per delivery
 		// under way, not once per delivery; a wrapper installed in its
 		// place still runs once per delivery.
-		Workers: worker.NewPool(os.Stderr, worker.DefaultIdleTimeout, worker.RemoteMaxIdle),
+		Workers: worker.NewPool(os.Stderr, worker.DefaultIdleTimeout, worker.RemoteMaxIdle, worker.RemotePerWorker),
 	}
 	err = srv.Serve(os.Stdin, os.Stdout)
 	srv.Workers.Close()

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"debug/buildinfo"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,17 @@ const (
 	RemoteMaxIdle = 20
 )
 
+// Deliveries one worker runs at a time. A qmail-local worker runs its
+// account's deliveries side by side, so that one process (not one per
+// delivery under way) serves a busy account and deliveries into one
+// maildir share the fsync of its new/ (local.ServeWorker). A
+// qmail-remote worker keeps one connection cache and runs one delivery
+// at a time.
+const (
+	LocalPerWorker  = 32
+	RemotePerWorker = 1
+)
+
 // helloTimeout bounds a new worker's start.
 const helloTimeout = 10 * time.Second
 
@@ -46,17 +58,18 @@ type Result struct {
 }
 
 // Pool keeps workers, per program, directory and ids, and runs
-// deliveries through them. The zero value is not usable: use NewPool.
-// It is safe for concurrent use.
+// deliveries through them, up to perWorker at a time in one worker. The
+// zero value is not usable: use NewPool. It is safe for concurrent use.
 type Pool struct {
 	idleTimeout time.Duration
 	maxIdle     int
+	perWorker   int
 	log         io.Writer
 	verify      *Verifier
 
 	mu        sync.Mutex
-	idle      map[key][]*proc
-	idleCount int // workers in idle
+	procs     map[key][]*proc // the live workers, busy or idle
+	idleCount int             // workers with no delivery under way
 	closed    bool
 	wg        sync.WaitGroup // workers not yet reaped
 	stop      chan struct{}
@@ -71,24 +84,49 @@ type key struct {
 	groups           string
 }
 
+// proc is one worker process.
 type proc struct {
-	cmd      *exec.Cmd
-	conn     *net.UnixConn
+	key    key
+	cmd    *exec.Cmd
+	conn   *net.UnixConn
+	exited chan struct{}
+	ready  chan struct{} // closed once its hello has come, or not
+	hello  error         // why no hello came; set before ready is closed
+
+	// Guarded by Pool.mu.
+	busy     int // deliveries under way
 	lastUsed time.Time
-	exited   chan struct{}
+	retiring bool // it takes no more deliveries
+	gone     bool // out of Pool.procs, its socket closed or to be
+
+	// Guarded by mu: the deliveries waiting for their answers.
+	mu      sync.Mutex
+	waiting map[uint32]chan answer
+	nextTag uint32
+	dead    bool // its socket has failed: no answer will come
+}
+
+// answer is a worker's answer to one request; ok is false when the
+// worker died first.
+type answer struct {
+	ok          bool
+	code, flags byte
 }
 
 // NewPool makes a pool whose workers' standard error (the worker's own
-// complaints, not deliveries' reports) goes to log. Idle workers are
-// ended after idleTimeout, and the least recently used one whenever
-// more than maxIdle are idle.
-func NewPool(log io.Writer, idleTimeout time.Duration, maxIdle int) *Pool {
+// complaints, not deliveries' reports) goes to log. A worker runs up to
+// perWorker deliveries at a time (LocalPerWorker, RemotePerWorker; the
+// program's worker mode must allow as many). Idle workers are ended
+// after idleTimeout, and the least recently used one whenever more than
+// maxIdle are idle.
+func NewPool(log io.Writer, idleTimeout time.Duration, maxIdle, perWorker int) *Pool {
 	p := &Pool{
 		idleTimeout: idleTimeout,
 		maxIdle:     maxIdle,
+		perWorker:   max(perWorker, 1),
 		log:         log,
 		verify:      &Verifier{},
-		idle:        make(map[key][]*proc),
+		procs:       make(map[key][]*proc),
 		stop:        make(chan struct{}),
 	}
 	go p.expire()
@@ -109,30 +147,26 @@ func (p *Pool) Run(cmd *exec.Cmd, stdin *os.File, out io.Writer) (res Result, ha
 	if err != nil {
 		return Result{}, false
 	}
-	// A worker that has exited without being reaped yet (or after
-	// answering a delivery with Request.Exit) does not take the
-	// request: then one more worker is tried.
-	for attempt := 0; attempt < 2; attempt++ {
-		w := p.take(k)
-		if w == nil {
-			if w, err = p.start(cmd); err != nil {
-				if errors.Is(err, errNoHello) {
-					p.verify.refuse(cmd.Path)
-				}
-				fmt.Fprintf(p.log, "worker: %s: %v; running it once per delivery\n", cmd.Args[0], err)
-				return Result{}, false
+	// A worker that has exited without being reaped yet, or began
+	// to retire, may not take the request: then another is tried.
+	for attempt := 0; attempt < 3; attempt++ {
+		w := p.take(k, cmd)
+		if err = w.waitReady(); err != nil {
+			p.release(w, notSent)
+			if errors.Is(err, errNoHello) {
+				p.verify.refuse(cmd.Path)
 			}
+			fmt.Fprintf(p.log, "worker: %s: %v; running it once per delivery\n", cmd.Args[0], err)
+			return Result{}, false
 		}
 		res, outcome := w.deliver(args, stdin, out)
+		p.release(w, outcome)
 		switch outcome {
 		case answered:
-			p.put(k, w)
 			return res, true
 		case died:
-			p.retire(w)
 			return Result{Crashed: true}, true
 		}
-		p.retire(w)
 	}
 	return Result{}, false
 }
@@ -163,11 +197,32 @@ func poolKey(cmd *exec.Cmd) (key, bool) {
 
 var errNoHello = errors.New("no worker hello")
 
-// start starts a worker that stands for cmd.
-func (p *Pool) start(cmd *exec.Cmd) (*proc, error) {
+// launch starts the worker process w stands for, then reads its hello
+// and its answers. A failure to start it is w's error: the deliveries
+// waiting for it learn it from waitReady.
+func (p *Pool) launch(w *proc, cmd *exec.Cmd) {
+	conn, wcmd, err := p.startProcess(cmd)
+	if err != nil {
+		w.fail(err)
+		close(w.exited)
+		return
+	}
+	w.conn, w.cmd = conn, wcmd
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		wcmd.Wait()
+		close(w.exited)
+	}()
+	w.awaitHello()
+}
+
+// startProcess starts "PROGRAM --worker" for cmd, its end of the socket
+// as fd 3.
+func (p *Pool) startProcess(cmd *exec.Cmd) (*net.UnixConn, *exec.Cmd, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("socketpair: %w", err)
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
 	}
 	ours := os.NewFile(uintptr(pair[0]), "worker")
 	theirs := os.NewFile(uintptr(pair[1]), "worker")
@@ -175,7 +230,7 @@ func (p *Pool) start(cmd *exec.Cmd) (*proc, error) {
 	ours.Close()
 	if err != nil {
 		theirs.Close()
-		return nil, fmt.Errorf("worker socket: %w", err)
+		return nil, nil, fmt.Errorf("worker socket: %w", err)
 	}
 	conn := c.(*net.UnixConn)
 	wcmd := &exec.Cmd{
@@ -193,24 +248,39 @@ func (p *Pool) start(cmd *exec.Cmd) (*proc, error) {
 	theirs.Close()
 	if err != nil {
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	w := &proc{cmd: wcmd, conn: conn, exited: make(chan struct{})}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		wcmd.Wait()
-		close(w.exited)
-	}()
+	return conn, wcmd, nil
+}
+
+// fail marks a worker that never became ready, with why, and wakes the
+// deliveries waiting for it.
+func (w *proc) fail(err error) {
+	w.hello = err
+	w.mu.Lock()
+	w.dead = true
+	w.mu.Unlock()
+	close(w.ready)
+}
+
+// awaitHello reads the worker's hello, then its answers.
+func (w *proc) awaitHello() {
 	hello := make([]byte, len(Hello)+1)
-	conn.SetReadDeadline(time.Now().Add(helloTimeout))
-	n, err := conn.Read(hello)
-	conn.SetReadDeadline(time.Time{})
+	w.conn.SetReadDeadline(time.Now().Add(helloTimeout))
+	n, err := w.conn.Read(hello)
+	w.conn.SetReadDeadline(time.Time{})
 	if err != nil || string(hello[:n]) != Hello {
-		p.retire(w)
-		return nil, errNoHello
+		w.fail(errNoHello)
+		return
 	}
-	return w, nil
+	close(w.ready)
+	w.readAnswers()
+}
+
+// waitReady waits for the worker's hello.
+func (w *proc) waitReady() error {
+	<-w.ready
+	return w.hello
 }
 
 // outcome is what became of a request to a worker.
@@ -222,8 +292,7 @@ const (
 	notSent                 // the worker did not take the request
 )
 
-// deliver hands the worker one delivery; unless it is answered, the
-// worker must not be used again.
+// deliver hands the worker one delivery and waits for its answer.
 func (w *proc) deliver(args []byte, stdin *os.File, out io.Writer) (Result, outcome) {
 	// A bare pipe: its write end only passes through this process, and
 	// its read end is read with blocking reads, so neither is offered to
@@ -233,11 +302,21 @@ func (w *proc) deliver(args []byte, stdin *os.File, out io.Writer) (Result, outc
 		return Result{}, notSent
 	}
 	outR := os.NewFile(uintptr(p[0]), "worker output")
-	_, _, err := w.conn.WriteMsgUnix(args, unix.UnixRights(int(stdin.Fd()), p[1]), nil)
+	tag, answerc := w.expect()
+	if answerc == nil {
+		unix.Close(p[1])
+		outR.Close()
+		return Result{}, notSent
+	}
+	msg := make([]byte, tagSize, tagSize+len(args))
+	binary.LittleEndian.PutUint32(msg, tag)
+	msg = append(msg, args...)
+	_, _, err := w.conn.WriteMsgUnix(msg, unix.UnixRights(int(stdin.Fd()), p[1]), nil)
 	unix.Close(p[1])
 	if err != nil {
 		// A SOCK_SEQPACKET send fails only when the worker's end is
 		// closed: it has exited, and nothing was delivered.
+		w.forget(tag)
 		outR.Close()
 		return Result{}, notSent
 	}
@@ -247,83 +326,188 @@ func (w *proc) deliver(args []byte, stdin *os.File, out io.Writer) (Result, outc
 		outR.Close()
 		close(copied)
 	}()
-	var answer [2]byte
-	n, err := w.conn.Read(answer[:])
+	a := <-answerc
 	<-copied
-	if err != nil || n != 1 {
+	switch {
+	case !a.ok:
 		// No answer: the worker died with the delivery under way,
 		// as a crashed program.
 		return Result{}, died
+	case a.flags&flagNotTaken != 0:
+		return Result{}, notSent
 	}
-	return Result{ExitCode: int(answer[0])}, answered
+	if a.flags&flagRetiring != 0 {
+		w.mu.Lock()
+		w.dead = true // no more requests; the answers under way still come
+		w.mu.Unlock()
+	}
+	return Result{ExitCode: int(a.code)}, answered
 }
 
-func (p *Pool) take(k key) *proc {
+// expect registers a request and gives its tag and the channel its
+// answer arrives on; the channel is nil when the worker can take no
+// request.
+func (w *proc) expect() (uint32, chan answer) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.dead {
+		return 0, nil
+	}
+	w.nextTag++
+	c := make(chan answer, 1)
+	w.waiting[w.nextTag] = c
+	return w.nextTag, c
+}
+
+func (w *proc) forget(tag uint32) {
+	w.mu.Lock()
+	delete(w.waiting, tag)
+	w.mu.Unlock()
+}
+
+// readAnswers hands each answer to the delivery waiting for it, until
+// the socket fails; then the deliveries still waiting have crashed.
+func (w *proc) readAnswers() {
+	buf := make([]byte, answerSize+1)
+	for {
+		n, err := w.conn.Read(buf)
+		if err != nil || n != answerSize {
+			break
+		}
+		tag := binary.LittleEndian.Uint32(buf[:tagSize])
+		w.mu.Lock()
+		c := w.waiting[tag]
+		delete(w.waiting, tag)
+		w.mu.Unlock()
+		if c != nil {
+			c <- answer{ok: true, code: buf[tagSize], flags: buf[tagSize+1]}
+		}
+	}
+	w.mu.Lock()
+	w.dead = true
+	for tag, c := range w.waiting {
+		delete(w.waiting, tag)
+		c <- answer{}
+	}
+	w.mu.Unlock()
+}
+
+// take picks a worker for key k with room for one more delivery and
+// counts it in: the busiest one, so that deliveries for one account
+// share a process. When none has room, it starts one for cmd; the
+// deliveries that come while it starts share it too.
+func (p *Pool) take(k key, cmd *exec.Cmd) *proc {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	idle := p.idle[k]
-	for len(idle) > 0 {
-		// The most recently used: the others can then expire.
-		w := idle[len(idle)-1]
-		idle = idle[:len(idle)-1]
-		p.idle[k] = idle
-		p.idleCount--
+	var best *proc
+	var dead []*proc
+	for _, w := range p.procs[k] {
+		if w.retiring || w.busy >= p.perWorker {
+			continue
+		}
 		select {
 		case <-w.exited:
-			// It died while idle: handed a delivery, it would
-			// make it look crashed without having tried it.
-			p.retire(w)
+			// It died: handed a delivery, it would make it look
+			// crashed without having tried it.
+			w.retiring = true
+			if w.busy == 0 {
+				dead = append(dead, w)
+			}
+			continue
 		default:
-			return w
+		}
+		if best == nil || w.busy > best.busy || (w.busy == best.busy && w.lastUsed.After(best.lastUsed)) {
+			best = w
 		}
 	}
-	return nil
+	for _, w := range dead {
+		p.idleCount--
+		p.drop(w)
+	}
+	if best != nil {
+		if best.busy == 0 {
+			p.idleCount--
+		}
+		best.busy++
+		return best
+	}
+	w := &proc{
+		key: k, busy: 1, retiring: p.closed,
+		exited: make(chan struct{}), ready: make(chan struct{}),
+		waiting: make(map[uint32]chan answer),
+	}
+	p.procs[k] = append(p.procs[k], w)
+	go p.launch(w, cmd)
+	return w
 }
 
-func (p *Pool) put(k key, w *proc) {
-	w.lastUsed = time.Now()
+// release counts a delivery in w as over.
+func (p *Pool) release(w *proc, o outcome) {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		p.retire(w)
-		return
+	w.busy--
+	w.lastUsed = time.Now()
+	if o != answered {
+		w.retiring = true
+	} else {
+		w.mu.Lock()
+		if w.dead {
+			w.retiring = true
+		}
+		w.mu.Unlock()
 	}
-	p.idle[k] = append(p.idle[k], w)
-	p.idleCount++
-	var evicted []*proc
-	for p.idleCount > p.maxIdle {
-		evicted = append(evicted, p.removeOldestIdle())
+	switch {
+	case w.busy > 0:
+	case w.retiring || p.closed:
+		p.drop(w)
+	default:
+		p.idleCount++
+		for p.idleCount > p.maxIdle {
+			p.idleCount--
+			p.drop(p.oldestIdle())
+		}
 	}
 	p.mu.Unlock()
-	for _, old := range evicted {
-		p.retire(old)
-	}
 }
 
-// removeOldestIdle takes the least recently used idle worker out of the
-// pool. p.mu is held and a worker is idle. Each list is oldest first.
-func (p *Pool) removeOldestIdle() *proc {
-	var oldestKey key
+// oldestIdle is the least recently used idle worker. p.mu is held and a
+// worker is idle.
+func (p *Pool) oldestIdle() *proc {
 	var oldest *proc
-	for k, idle := range p.idle {
-		if len(idle) > 0 && (oldest == nil || idle[0].lastUsed.Before(oldest.lastUsed)) {
-			oldestKey, oldest = k, idle[0]
+	for _, ws := range p.procs {
+		for _, w := range ws {
+			if w.busy == 0 && !w.gone && (oldest == nil || w.lastUsed.Before(oldest.lastUsed)) {
+				oldest = w
+			}
 		}
 	}
-	rest := p.idle[oldestKey][1:]
-	if len(rest) == 0 {
-		delete(p.idle, oldestKey)
-	} else {
-		p.idle[oldestKey] = rest
-	}
-	p.idleCount--
 	return oldest
 }
 
-// retire closes the worker's socket; it exits on reading the end of
-// file (or has already died) and is reaped.
-func (p *Pool) retire(w *proc) {
-	w.conn.Close()
+// drop takes a worker with no delivery under way out of the pool (the
+// caller has taken it out of idleCount) and closes its socket: it exits
+// on reading the end of file (or has already died) and is reaped. p.mu
+// is held.
+func (p *Pool) drop(w *proc) {
+	if w.gone {
+		return
+	}
+	w.gone = true
+	ws := p.procs[w.key]
+	for i, x := range ws {
+		if x == w {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(p.procs, w.key)
+	} else {
+		p.procs[w.key] = ws
+	}
+	w.retiring = true
+	if w.conn != nil { // nil when its process did not start
+		w.conn.Close()
+	}
 }
 
 // expire retires the workers idle for longer than the idle timeout.
@@ -335,34 +519,26 @@ func (p *Pool) expire() {
 		case <-p.stop:
 			return
 		case now := <-tick.C:
-			var old []*proc
 			p.mu.Lock()
-			for k, idle := range p.idle {
-				keep := idle[:0]
-				for _, w := range idle {
-					if now.Sub(w.lastUsed) >= p.idleTimeout {
+			var old []*proc
+			for _, ws := range p.procs {
+				for _, w := range ws {
+					if w.busy == 0 && now.Sub(w.lastUsed) >= p.idleTimeout {
 						old = append(old, w)
-						p.idleCount--
-					} else {
-						keep = append(keep, w)
 					}
 				}
-				if len(keep) == 0 {
-					delete(p.idle, k)
-				} else {
-					p.idle[k] = keep
-				}
+			}
+			for _, w := range old {
+				p.idleCount--
+				p.drop(w)
 			}
 			p.mu.Unlock()
-			for _, w := range old {
-				p.retire(w)
-			}
 		}
 	}
 }
 
 // Close ends every idle worker and waits for all workers to exit; busy
-// ones are ended when their delivery is over. Run must not be called
+// ones are ended when their deliveries are over. Run must not be called
 // after Close.
 func (p *Pool) Close() {
 	p.mu.Lock()
@@ -370,15 +546,21 @@ func (p *Pool) Close() {
 		p.closed = true
 		close(p.stop)
 	}
-	idle := p.idle
-	p.idle = map[key][]*proc{}
-	p.idleCount = 0
-	p.mu.Unlock()
-	for _, ws := range idle {
+	var idle []*proc
+	for _, ws := range p.procs {
 		for _, w := range ws {
-			p.retire(w)
+			if w.busy == 0 {
+				idle = append(idle, w)
+			} else {
+				w.retiring = true
+			}
 		}
 	}
+	for _, w := range idle {
+		p.idleCount--
+		p.drop(w)
+	}
+	p.mu.Unlock()
 	p.wg.Wait()
 }
 

@@ -174,7 +174,7 @@ func TestRunRefuses(t *testing.T) {
 		{"too many arguments", cmdOf(qmailLocal, func(c *exec.Cmd) { c.Args = append(c.Args, make([]string, maxArgs)...) })},
 	}
 	log := &syncBuffer{}
-	p := NewPool(log, time.Hour, 100)
+	p := NewPool(log, time.Hour, 100, LocalPerWorker)
 	defer p.Close()
 	for _, tt := range tests {
 		var out bytes.Buffer
@@ -189,7 +189,7 @@ func TestRunRefuses(t *testing.T) {
 		t.Errorf("the wrapper script was run")
 	}
 	p.mu.Lock()
-	n := len(p.idle)
+	n := len(p.procs)
 	p.mu.Unlock()
 	if n != 0 {
 		t.Errorf("%d workers started", n)
@@ -212,7 +212,7 @@ func TestRunNoHello(t *testing.T) {
 	}
 	defer stdin.Close()
 	log := &syncBuffer{}
-	p := NewPool(log, time.Hour, 100)
+	p := NewPool(log, time.Hour, 100, LocalPerWorker)
 	for i := 0; i < 2; i++ {
 		cmd := exec.Command(showctl)
 		cmd.Args[0] = "qmail-showctl"
@@ -225,4 +225,147 @@ func TestRunNoHello(t *testing.T) {
 	if got := strings.Count(log.String(), "worker: qmail-showctl: no worker hello; running it once per delivery\n"); got != 1 {
 		t.Errorf("log %q: want the refusal once", log.String())
 	}
+}
+
+// fakeWorker adds to p, as if p had started it for cmd, a worker served
+// in this process by deliver, up to limit deliveries at a time. Its
+// Serve's result arrives on the channel.
+func fakeWorker(t *testing.T, p *Pool, cmd *exec.Cmd, limit int, deliver func(*Request) int) <-chan error {
+	t.Helper()
+	spawner, w := connPair(t)
+	done := serve(w, limit, deliver)
+	readHello(t, spawner)
+	k := mustKey(t, cmd)
+	fake := &proc{
+		key: k, conn: spawner, lastUsed: time.Now(),
+		exited: make(chan struct{}), ready: make(chan struct{}),
+		waiting: make(map[uint32]chan answer),
+	}
+	close(fake.ready)
+	go fake.readAnswers()
+	p.mu.Lock()
+	p.procs[k] = append(p.procs[k], fake)
+	p.idleCount++
+	p.mu.Unlock()
+	return done
+}
+
+// fakeCommand is a command the pool takes for a worker's (goqmail's
+// qmail-local), with args as its arguments.
+func fakeCommand(t *testing.T, args ...string) *exec.Cmd {
+	cmd := exec.Command(testenv.Program(t, "qmail-local"), args...)
+	cmd.Args[0] = "qmail-local"
+	cmd.Dir = "/"
+	return cmd
+}
+
+// Deliveries under way at the same time for one key share one worker,
+// up to the pool's number per worker: no other worker is started.
+func TestPoolSharesWorker(t *testing.T) {
+	t.Parallel()
+	log := &syncBuffer{}
+	p := NewPool(log, time.Hour, 10, 2)
+	defer p.Close()
+	both := make(chan struct{})
+	var arrived sync.WaitGroup
+	arrived.Add(2)
+	fakeWorker(t, p, fakeCommand(t), 2, func(r *Request) int {
+		arrived.Done()
+		<-both
+		io.WriteString(r.Out, "did "+r.Args[0]+"\n")
+		return 0
+	})
+	go func() { arrived.Wait(); close(both) }()
+	var runs sync.WaitGroup
+	for _, name := range []string{"a", "b"} {
+		runs.Add(1)
+		go func() {
+			defer runs.Done()
+			var out bytes.Buffer
+			res, handled := p.Run(fakeCommand(t, name), devNull(t), &out)
+			if !handled || res != (Result{}) || out.String() != "did "+name+"\n" {
+				t.Errorf("Run %s = %+v, handled %v, output %q", name, res, handled, out.String())
+			}
+		}()
+	}
+	select {
+	case <-both:
+	case <-time.After(time.Minute):
+		t.Fatal("the two deliveries were not under way in the worker at once")
+	}
+	runs.Wait()
+	p.mu.Lock()
+	n, idle := len(p.procs[mustKey(t, fakeCommand(t))]), p.idleCount
+	p.mu.Unlock()
+	if n != 1 || idle != 1 {
+		t.Errorf("%d workers, %d idle; want the one, idle", n, idle)
+	}
+	if log.String() != "" {
+		t.Errorf("log %q", log.String())
+	}
+}
+
+// A worker that abandoned a delivery gets no more: the next delivery
+// goes to another worker, and the retiring one's socket is closed once
+// its deliveries are answered, which ends it although the abandoned
+// delivery is still stuck.
+func TestPoolRetiresAbandoningWorker(t *testing.T) {
+	t.Parallel()
+	p := NewPool(io.Discard, time.Hour, 10, 4)
+	defer p.Close()
+	stuck := make(chan struct{})
+	defer close(stuck)
+	retired := fakeWorker(t, p, fakeCommand(t), 4, func(r *Request) int {
+		if r.Args[0] == "stuck" {
+			io.WriteString(r.Out, "Timeout on maildir delivery. (#4.3.0)\n")
+			r.Abandon(111)
+			<-stuck
+			return 0
+		}
+		t.Errorf("the retiring worker ran %q", r.Args[0])
+		return 0
+	})
+	var out bytes.Buffer
+	res, handled := p.Run(fakeCommand(t, "stuck"), devNull(t), &out)
+	if !handled || res != (Result{ExitCode: 111}) || out.String() != "Timeout on maildir delivery. (#4.3.0)\n" {
+		t.Errorf("abandoned delivery: %+v, handled %v, output %q", res, handled, out.String())
+	}
+	select {
+	case err := <-retired:
+		if err != nil {
+			t.Errorf("retired worker's Serve: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the retiring worker was not ended")
+	}
+	ran := make(chan string, 1)
+	fakeWorker(t, p, fakeCommand(t), 4, func(r *Request) int {
+		ran <- r.Args[0]
+		return 0
+	})
+	if res, handled := p.Run(fakeCommand(t, "next"), devNull(t), io.Discard); !handled || res != (Result{}) {
+		t.Errorf("next delivery: %+v, handled %v", res, handled)
+	}
+	if got := <-ran; got != "next" {
+		t.Errorf("the other worker ran %q", got)
+	}
+}
+
+func mustKey(t *testing.T, cmd *exec.Cmd) key {
+	t.Helper()
+	k, ok := poolKey(cmd)
+	if !ok {
+		t.Fatalf("no pool key for %v", cmd.Args)
+	}
+	return k
+}
+
+func devNull(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

@@ -5,24 +5,30 @@
 // A worker is the delivery program itself, started as "PROGRAM --worker"
 // with the ids, directory and environment the program would have had for
 // one delivery, and one end of a SOCK_SEQPACKET socketpair as its fd 3.
-// It first sends Hello. Then, one delivery at a time, it receives a
-// request: the program's arguments after argv[0], each followed by a
-// NUL, with two descriptors as SCM_RIGHTS, the delivery's fd 0 (the
-// message) and its fd 1 and 2 (where the report is written). It runs
-// the delivery exactly as the program would with those arguments and
-// descriptors, closes them, and answers with one byte: the exit code the
-// program would have exited with. When the spawner closes its end, the
-// worker exits.
+// It first sends Hello. Then it receives requests, each one datagram: a
+// 4-byte tag chosen by the spawner, then the program's arguments after
+// argv[0], each followed by a NUL, with two descriptors as SCM_RIGHTS,
+// the delivery's fd 0 (the message) and its fd 1 and 2 (where the report
+// is written). It runs each delivery exactly as the program would with
+// those arguments and descriptors, closes them, and answers with one
+// datagram: the request's tag, the exit code the program would have
+// exited with, and a byte of flags. A worker may run up to the number of
+// deliveries at a time its program allows (the spawner's Pool is told
+// the same number); answers come in the order deliveries end. When the
+// spawner closes its end, the worker finishes the deliveries under way
+// and exits.
 //
-// A worker dying without an answer is a crashed program. A spawner only
-// starts workers of goqmail's own programs (Verifier): a wrapper script
-// installed in the program's place (for example one that signs outgoing
-// mail and then runs the real program) would be bypassed, so anything
-// else runs once per delivery, as in qmail.
+// A worker dying without an answer is a crashed program, for every
+// delivery it had. A spawner only starts workers of goqmail's own
+// programs (Verifier): a wrapper script installed in the program's place
+// (for example one that signs outgoing mail and then runs the real
+// program) would be bypassed, so anything else runs once per delivery,
+// as in qmail.
 package worker
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +36,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -41,14 +48,30 @@ import (
 const Arg = "--worker"
 
 // Hello is the worker's first message: it speaks this protocol.
-const Hello = "goqmail-worker 1"
+const Hello = "goqmail-worker 2"
 
-// maxRequest bounds one request. A spawner's arguments are a few paths
-// and addresses of at most a few KiB each.
+// maxRequest bounds one request's arguments. A spawner's arguments are a
+// few paths and addresses of at most a few KiB each.
 const maxRequest = 64 << 10
 
 // maxArgs bounds the number of arguments in a request.
 const maxArgs = 64
+
+const (
+	tagSize    = 4
+	answerSize = tagSize + 2 // tag, exit code, flags
+)
+
+// Flags of an answer.
+const (
+	// flagRetiring: the worker takes no more requests (a delivery
+	// was abandoned in it); it exits once the spawner closes its end
+	// and the deliveries under way are answered.
+	flagRetiring = 1 << iota
+	// flagNotTaken: the request was not run (the worker is
+	// retiring); another worker may take it.
+	flagNotTaken
+)
 
 // Request is one delivery handed to a worker.
 type Request struct {
@@ -56,38 +79,82 @@ type Request struct {
 	Stdin *os.File // the program's fd 0
 	Out   *os.File // the program's fd 1 and fd 2
 
-	conn     *net.UnixConn
+	tag      uint32
+	w        *server
 	answered sync.Once
 }
 
-// Exit answers the request with code and ends the worker process at
-// once. It is for a delivery that must give up from another goroutine
-// while the delivery itself is stuck (qmail-local's alarm on a hung
-// maildir write): the program would have exited with code there.
-func (r *Request) Exit(code int) {
-	r.answer(code)
-	os.Exit(code)
+// Abandon answers the request with code, for a delivery that has to give
+// up while it is stuck in a system call it cannot leave (qmail-local's
+// alarm on a hung maildir write, where the program would have exited
+// with code). Its descriptors are closed first, as the spawner reads the
+// output until its end of file. The delivery's goroutine is left behind:
+// the worker takes no more requests and exits once the deliveries still
+// under way are answered.
+func (r *Request) Abandon(code int) {
+	r.w.retiring.Store(true)
+	r.Stdin.Close()
+	r.Out.Close()
+	r.answer(code, flagRetiring)
 }
 
-func (r *Request) answer(code int) error {
-	err := errors.New("request already answered")
+// answer sends the request's one answer; later calls do nothing.
+func (r *Request) answer(code int, flags byte) {
 	r.answered.Do(func() {
-		_, err = r.conn.Write([]byte{byte(code)})
+		if flags&flagNotTaken == 0 && r.w.retiring.Load() {
+			flags |= flagRetiring
+		}
+		r.w.send(r.tag, code, flags)
+		r.w.pending.Done()
 	})
-	return err
+}
+
+// server is the worker's side of the socket.
+type server struct {
+	conn     *net.UnixConn
+	writeMu  sync.Mutex
+	writeErr error
+	retiring atomic.Bool
+	pending  sync.WaitGroup // requests not yet answered
+}
+
+func (w *server) send(tag uint32, code int, flags byte) {
+	var b [answerSize]byte
+	binary.LittleEndian.PutUint32(b[:tagSize], tag)
+	b[tagSize], b[tagSize+1] = byte(code), flags
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	if _, err := w.conn.Write(b[:]); err != nil && w.writeErr == nil {
+		w.writeErr = err
+	}
 }
 
 // Serve is the worker's side: it sends Hello on conn, then runs deliver
-// for each request until the spawner closes conn. deliver returns the
-// exit code; Serve closes the request's descriptors, then answers.
-func Serve(conn *net.UnixConn, deliver func(*Request) int) error {
+// for each request, up to limit of them at a time, each in its own
+// goroutine, until the spawner closes conn; then it waits for the
+// deliveries under way (not for abandoned ones) and returns. deliver
+// returns the exit code; Serve closes the request's descriptors, then
+// answers. A malformed request ends the worker with an error, after the
+// deliveries under way.
+func Serve(conn *net.UnixConn, limit int, deliver func(*Request) int) error {
 	if _, err := conn.Write([]byte(Hello)); err != nil {
 		return fmt.Errorf("worker: hello: %w", err)
 	}
-	buf := make([]byte, maxRequest+1)
+	w := &server{conn: conn}
+	slots := make(chan struct{}, max(limit, 1))
+	err := w.serve(slots, deliver)
+	w.pending.Wait()
+	if err == nil && w.writeErr != nil {
+		err = fmt.Errorf("worker: answer: %w", w.writeErr)
+	}
+	return err
+}
+
+func (w *server) serve(slots chan struct{}, deliver func(*Request) int) error {
+	buf := make([]byte, tagSize+maxRequest+1)
 	oob := make([]byte, unix.CmsgSpace(2*4))
 	for {
-		n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
+		n, oobn, flags, _, err := w.conn.ReadMsgUnix(buf, oob)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -98,7 +165,11 @@ func Serve(conn *net.UnixConn, deliver func(*Request) int) error {
 		if n == 0 && len(fds) == 0 {
 			return nil // the spawner closed its end
 		}
-		args, ok := decodeArgs(buf[:n])
+		var args []string
+		ok := n >= tagSize
+		if ok {
+			args, ok = decodeArgs(buf[tagSize:n])
+		}
 		if !ok || len(fds) != 2 || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
 			unixmsg.CloseAll(fds)
 			return errors.New("worker: malformed request")
@@ -107,16 +178,26 @@ func Serve(conn *net.UnixConn, deliver func(*Request) int) error {
 			Args:  args,
 			Stdin: os.NewFile(uintptr(fds[0]), "stdin"),
 			Out:   os.NewFile(uintptr(fds[1]), "output"),
-			conn:  conn,
+			tag:   binary.LittleEndian.Uint32(buf[:tagSize]),
+			w:     w,
 		}
-		code := deliver(req)
-		req.Stdin.Close()
-		// The spawner reads the output until its end of file: our
-		// copy must be closed before the answer.
-		req.Out.Close()
-		if err := req.answer(code); err != nil {
-			return fmt.Errorf("worker: answer: %w", err)
+		w.pending.Add(1)
+		if w.retiring.Load() {
+			req.Stdin.Close()
+			req.Out.Close()
+			req.answer(0, flagNotTaken)
+			continue
 		}
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots }()
+			code := deliver(req)
+			req.Stdin.Close()
+			// The spawner reads the output until its end of file:
+			// our copy must be closed before the answer.
+			req.Out.Close()
+			req.answer(code, 0)
+		}()
 	}
 }
 
