@@ -146,6 +146,7 @@ func (s *Sender) startDelivery(p *pass, rec record) {
 	s.log.line("starting delivery ", strconv.FormatUint(d.id, 10), ": msg ", strconv.FormatUint(p.msg.id, 10),
 		chanToWord[c], logSafe(rec.addr))
 	req := spawn.AppendRequest(nil, byte(slot), s.messID(p.msg.id), verpSender(p.msg.sender, rec.addr), rec.addr)
+	s.log.flush()
 	if _, err := s.cfg.Spawn[c].Write(req); err != nil {
 		s.log.line("alert: oh no! lost spawn connection! dying...")
 		s.alive[c] = false
@@ -286,6 +287,7 @@ func (s *Sender) addBounce(id uint64, recip, report string) {
 			}
 		}
 		s.log.line("alert: unable to append to bounce message; HELP! sleeping...")
+		s.log.flush()
 		time.Sleep(10 * time.Second)
 	}
 }

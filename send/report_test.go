@@ -64,7 +64,7 @@ func TestReportReader(t *testing.T) {
 // defers; it must not bring qmail-send down.
 func TestEmptyReportIsMangled(t *testing.T) {
 	var log bytes.Buffer
-	s := &Sender{log: logger{&log}, set: &settings{}}
+	s := &Sender{log: &logger{w: &log}, set: &settings{}}
 	s.set.concurrency = [numChannels]int{1, 1}
 	s.slots[chanLocal] = make([]*delivery, 1)
 	m := &message{id: 28}

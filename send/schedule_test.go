@@ -27,7 +27,7 @@ func newScheduleSender(t testing.TB, now time.Time) *Sender {
 		splitting:  map[uint64]bool{},
 		complete:   map[uint64]time.Time{},
 		qdir:       qdir,
-		log:        logger{&strings.Builder{}},
+		log:        &logger{w: &strings.Builder{}},
 		now:        func() time.Time { return now },
 		msgs:       map[uint64]*message{},
 		set:        &settings{lifetime: 7 * 24 * time.Hour},

@@ -205,7 +205,7 @@ type Sender struct {
 	cfg   Config
 	qdir  string
 	set   *settings
-	log   logger
+	log   *logger
 	now   func() time.Time
 	msgs  map[uint64]*message
 	slots [numChannels][]*delivery
@@ -247,7 +247,7 @@ func Run(cfg Config) error {
 	s := &Sender{
 		cfg:        cfg,
 		qdir:       filepath.Join(cfg.Home, "queue"),
-		log:        logger{cfg.Log},
+		log:        &logger{w: cfg.Log},
 		now:        time.Now,
 		msgs:       map[uint64]*message{},
 		complete:   map[uint64]time.Time{},
@@ -342,12 +342,15 @@ func (s *Sender) relPath(dir string, id uint64) string {
 func (s *Sender) loop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	s.log.batch(true)
+	defer s.log.batch(false)
 	for {
 		s.startDeliveries()
 		if s.exitASAP && s.canExit() {
 			return
 		}
 		timer.Reset(s.wakeup())
+		s.log.flush()
 		select {
 		case ev := <-s.events:
 			s.handle(ev)

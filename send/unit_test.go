@@ -3,6 +3,7 @@ package send
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -213,7 +214,7 @@ func TestRereadOnHUP(t *testing.T) {
 	write("locals", "old.example\n")
 	write("percenthack", "hack.example\n")
 	var log strings.Builder
-	s := &Sender{cfg: Config{Home: home}, log: logger{&log}}
+	s := &Sender{cfg: Config{Home: home}, log: &logger{w: &log}}
 	s.set = &settings{rw: NewRewriter("noat.example", []string{"old.example"}, []string{"hack.example"}, nil)}
 	write("locals", "new.example\n")
 	write("virtualdomains", "virt.example:v\n")
@@ -273,7 +274,7 @@ func TestSweep(t *testing.T) {
 	s := &Sender{
 		cfg:        Config{Home: home, Clean: &requests},
 		qdir:       qdir,
-		log:        logger{&log},
+		log:        &logger{w: &log},
 		now:        func() time.Time { return now },
 		msgs:       map[uint64]*message{},
 		cleanAlive: true,
@@ -295,5 +296,57 @@ func TestSweep(t *testing.T) {
 	s.cleaned(false)
 	if want := "warning: qmail-clean unable to clean up foop/100\n"; log.String() != want {
 		t.Errorf("log %q, want %q", log.String(), want)
+	}
+}
+
+// writes records each Write separately.
+type writes struct{ got []string }
+
+func (w *writes) Write(p []byte) (int, error) {
+	w.got = append(w.got, string(p))
+	return len(p), nil
+}
+
+// The logger writes each line at once, except while the loop batches:
+// then the lines go out together at a flush, or when the batch is big,
+// and always as whole lines.
+func TestLoggerBatches(t *testing.T) {
+	w := &writes{}
+	l := &logger{w: w}
+	l.line("status: local 0/10 remote 0/20")
+	l.batch(true)
+	l.line("new msg ", "1")
+	l.line("info msg 1: bytes 4 from <a@b> qp 1 uid 2")
+	if len(w.got) != 1 {
+		t.Fatalf("writes before the flush: %q", w.got)
+	}
+	l.flush()
+	l.flush()
+	l.line("end msg 1")
+	l.batch(false)
+	l.line("status: exiting")
+	want := []string{
+		"status: local 0/10 remote 0/20\n",
+		"new msg 1\ninfo msg 1: bytes 4 from <a@b> qp 1 uid 2\n",
+		"end msg 1\n",
+		"status: exiting\n",
+	}
+	if !reflect.DeepEqual(w.got, want) {
+		t.Errorf("writes %q, want %q", w.got, want)
+	}
+
+	w.got = nil
+	l.batch(true)
+	line := strings.Repeat("x", 999)
+	for i := 0; i < 2*logBatchMax/1000; i++ {
+		l.line(line)
+	}
+	if len(w.got) == 0 {
+		t.Fatalf("a batch of %d bytes was not written", 2*logBatchMax)
+	}
+	for _, b := range w.got {
+		if len(b)%1000 != 0 || !strings.HasSuffix(b, "\n") {
+			t.Errorf("a write of %d bytes that is not whole lines", len(b))
+		}
 	}
 }

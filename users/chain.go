@@ -117,13 +117,25 @@ func (o OwnAccount) HomeOwner(dir string) (int, error) {
 }
 
 // openCDB keeps users/cdb open from one lookup to the next, where
-// qmail-lspawn opens it for each delivery: a stat per lookup tells
-// whether it is still the same, unchanged file (fsutil.Stamp).
+// qmail-lspawn opens it for each delivery, and remembers its answers: a
+// stat per lookup tells whether it is still the same, unchanged file
+// (fsutil.Stamp).
 type openCDB struct {
-	mu    sync.Mutex
-	db    *cdb.Reader // nil: not open
-	stamp fsutil.Stamp
+	mu      sync.Mutex
+	db      *cdb.Reader // nil: not open
+	stamp   fsutil.Stamp
+	answers map[string]cdbAnswer // from db, by local part
 }
+
+// cdbAnswer is what Lookup found in the open users/cdb for a local part.
+type cdbAnswer struct {
+	entry Entry
+	found bool
+}
+
+// maxCDBAnswers bounds the answers kept: past it they are forgotten all
+// at once (a busy server's recipients come back quickly).
+const maxCDBAnswers = 4096
 
 // lookup is LookupFile on the users/cdb at path.
 func (o *openCDB) lookup(path, local string) (e Entry, ok bool, err error) {
@@ -150,7 +162,17 @@ func (o *openCDB) lookup(path, local string) (e Entry, ok bool, err error) {
 		// is opened again at the next lookup.
 		o.db, o.stamp = db, stamp
 	}
-	return Lookup(o.db, local)
+	if a, ok := o.answers[local]; ok {
+		return a.entry, a.found, nil
+	}
+	e, ok, err = Lookup(o.db, local)
+	if err == nil {
+		if o.answers == nil || len(o.answers) >= maxCDBAnswers {
+			o.answers = make(map[string]cdbAnswer)
+		}
+		o.answers[local] = cdbAnswer{e, ok}
+	}
+	return e, ok, err
 }
 
 func (o *openCDB) close() {
@@ -158,4 +180,5 @@ func (o *openCDB) close() {
 		o.db.Close()
 		o.db = nil
 	}
+	o.answers = nil
 }
