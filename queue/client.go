@@ -107,7 +107,8 @@ func Program(home string, env []string) string {
 // program that queues mail: the message is written to the child's fd 0,
 // then the envelope to its fd 1, then the exit code tells the outcome.
 type Client struct {
-	cmd      *exec.Cmd // nil when a long-running Writer queues the message
+	cmd      *exec.Cmd      // nil when a long-running Writer queues the message
+	request  *writerRequest // the Writer's request, when it does
 	pid      int
 	reap     func() int // the outcome: the exit code, -1 after a crash
 	msgPipe  *os.File
@@ -203,17 +204,35 @@ func (c *Client) Close(sender string, recipients []string) error {
 			c.writeErr = err
 		}
 	}
-	c.msgPipe.Close()
-	if c.release != nil {
-		c.release(c.msg)
-		c.msg, c.release = nil, nil
+	if r := c.request; r != nil {
+		envelope := EncodeEnvelope(sender, recipients)
+		if c.writeErr == nil {
+			if inline, err := r.sendInline(envelope); inline {
+				c.releaseMsg()
+				return c.outcome(err)
+			}
+		}
+		// The pipes, then as with a qmail-queue: a failed message
+		// still sends its truncated envelope, for the writer's exit
+		// code.
+		if err := r.sendPipes(); err != nil && c.writeErr == nil {
+			c.writeErr = err
+		}
+		r.releaseHeld()
+		c.msgPipe, c.envPipe = r.msg, r.env
 	}
+	if c.msgPipe != nil {
+		c.msgPipe.Close()
+	}
+	c.releaseMsg()
 	if c.writeErr != nil {
 		// qmail closes the envelope pipe without the final NUL, so the
 		// queue program sees a truncated envelope and queues nothing.
 		// Its own exit code still wins (qmail_close): a queue program
 		// that died of a full disk made the writes fail, not the caller.
-		c.envPipe.Close()
+		if c.envPipe != nil {
+			c.envPipe.Close()
+		}
 		code := c.wait()
 		if code < 0 {
 			return &Error{ExitCode: -1, Text: "qq crashed (#4.3.0)"}
@@ -225,6 +244,20 @@ func (c *Client) Close(sender string, recipients []string) error {
 	}
 	_, envErr := io.WriteString(c.envPipe, EncodeEnvelope(sender, recipients))
 	c.envPipe.Close()
+	return c.outcome(envErr)
+}
+
+// releaseMsg gives the message buffer back once Close is done with it.
+func (c *Client) releaseMsg() {
+	if c.release != nil {
+		c.release(c.msg)
+		c.msg, c.release = nil, nil
+	}
+}
+
+// outcome waits for the queue program and gives Close's result; envErr
+// is a failure to hand it the envelope.
+func (c *Client) outcome(envErr error) error {
 	code := c.wait()
 	if code < 0 {
 		return &Error{ExitCode: -1, Text: "qq crashed (#4.3.0)"}

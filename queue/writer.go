@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,11 +25,16 @@ import (
 // A server that queues many messages (the standalone qmail-smtpd) starts
 // one "qmail-queue --writer" instead of one qmail-queue per message. The
 // two are connected by a SOCK_SEQPACKET socketpair. Per message the
-// server sends one request: an 8-byte request number with, as
-// SCM_RIGHTS, the read ends of two pipes that are exactly qmail-queue's
-// fd 0 (the message) and fd 1 (the envelope). The writer runs Enqueue on
-// them, concurrently with the other requests, and answers with the
-// request number and qmail-queue's exit code (4 bytes). The caller's uid
+// server sends one request, an 8-byte request number and either
+//   - as SCM_RIGHTS, the read ends of two pipes that are exactly
+//     qmail-queue's fd 0 (the message) and fd 1 (the envelope), or
+//   - for a message and envelope of at most inlineMax bytes together,
+//     no descriptors but the message's length (4 bytes), the message and
+//     the envelope, in the request itself: most mail is a few KiB, and
+//     two pipes cost more system calls than the message's own writes.
+// The writer runs Enqueue on them, concurrently with the other
+// requests, and answers with the request number and qmail-queue's exit
+// code (4 bytes). The caller's uid
 // (the u record and the Received line) is the one the kernel attaches to
 // each request (SO_PASSCRED): the socketpair's SO_PEERCRED would be the
 // uid of its creator, root before the server drops its privileges.
@@ -38,8 +44,12 @@ import (
 const WriterArg = "--writer"
 
 const (
-	requestSize = 8
-	replySize   = 12
+	requestSize  = 8
+	inlineHeader = requestSize + 4
+	// inlineMax bounds an inline request's message and envelope; a
+	// datagram this size fits the socket's default send buffer.
+	inlineMax = 64 << 10
+	replySize = 12
 	// writerFirstSeq keeps the writer's pid/ names apart from those of
 	// a one-message qmail-queue (SEQ 1 to 9) that had the same pid.
 	writerFirstSeq = 10
@@ -88,9 +98,12 @@ func ServeWriter(dir string, conn *net.UnixConn, pid int) error {
 		conn.Write(b[:]) // the server gone: nobody is waiting any more
 		replyMu.Unlock()
 	}
-	buf := make([]byte, requestSize+1)
+	// An inline request stays in its buffer until it is queued.
+	requests := sync.Pool{New: func() any { b := make([]byte, inlineHeader+inlineMax+1); return &b }}
 	oob := make([]byte, unix.CmsgSpace(2*4)+unix.CmsgSpace(unix.SizeofUcred))
 	for {
+		req := requests.Get().(*[]byte)
+		buf := *req
 		n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
 		if err != nil || (n == 0 && oobn == 0) {
 			if err == nil || errors.Is(err, io.EOF) {
@@ -99,12 +112,14 @@ func ServeWriter(dir string, conn *net.UnixConn, pid int) error {
 			return fmt.Errorf("writer socket: read: %w", err)
 		}
 		fds, cred := unixmsg.Parse(oob[:oobn])
-		if n != requestSize || len(fds) != 2 || cred == nil || flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
+		msg, env, ok := parseRequest(buf[:n], len(fds))
+		if !ok || cred == nil || flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
 			// Not a request of ours: nothing to answer it with.
 			unixmsg.CloseAll(fds)
 			if n >= requestSize {
 				reply(binary.LittleEndian.Uint64(buf[:8]), ExitBug)
 			}
+			requests.Put(req)
 			continue
 		}
 		id := binary.LittleEndian.Uint64(buf[:8])
@@ -115,13 +130,40 @@ func ServeWriter(dir string, conn *net.UnixConn, pid int) error {
 		}
 		sub := Submission{UID: uid, Account: account.(string), PID: pid, Start: time.Now(), Seq: seq.Add(1)}
 		running.Add(1)
+		if len(fds) == 2 {
+			requests.Put(req)
+		}
 		go func() {
 			defer running.Done()
 			buf := bufs.Get().(*[]byte)
 			defer bufs.Put(buf)
-			reply(id, enqueueFDs(dir, fds[0], fds[1], sub, *buf))
+			if len(fds) == 2 {
+				reply(id, enqueueFDs(dir, fds[0], fds[1], sub, *buf))
+				return
+			}
+			_, err := enqueue(dir, bytes.NewReader(msg), bytes.NewReader(env), sub, *buf)
+			requests.Put(req)
+			reply(id, ExitCode(err))
 		}()
 	}
+}
+
+// parseRequest checks a request of n bytes with fds descriptors: the
+// number and two pipes, or the number, the message's length, the message
+// and the envelope (msg and env, parts of b).
+func parseRequest(b []byte, fds int) (msg, env []byte, ok bool) {
+	switch {
+	case fds == 2 && len(b) == requestSize:
+		return nil, nil, true
+	case fds == 0 && len(b) >= inlineHeader && len(b) <= inlineHeader+inlineMax:
+		msgLen := binary.LittleEndian.Uint32(b[requestSize:inlineHeader])
+		if uint64(msgLen) > uint64(len(b)-inlineHeader) {
+			return nil, nil, false
+		}
+		rest := b[inlineHeader:]
+		return rest[:msgLen], rest[msgLen:], true
+	}
+	return nil, nil, false
 }
 
 // enqueueFDs queues the message read from msgFD with the envelope read
@@ -170,8 +212,9 @@ type Writer struct {
 	pending map[uint64]chan int
 	gone    bool
 	exited  chan struct{}
-	// bufs holds the message buffers of finished Clients.
-	bufs sync.Pool
+	// bufs holds the message buffers of finished Clients, inline
+	// their held messages.
+	bufs, inline sync.Pool
 }
 
 // StartWriter starts "program --writer" (program is a qmail-queue) in
@@ -266,55 +309,148 @@ func (w *Writer) readReplies() {
 // that runs qmail-queue (Write, Fail, Close), and its Close reports the
 // writer's exit code for this message. It fails with ErrWriterGone once
 // the writer has exited; the caller then runs qmail-queue instead.
+//
+// The request goes out when the message and envelope are known to fit
+// an inline request (at Close), or, as soon as the message outgrows it,
+// with the two pipes, through which the rest is then streamed.
 func (w *Writer) Open() (*Client, error) {
-	msgR, msgW, err := pipe()
-	if err != nil {
-		return nil, err
-	}
-	envR, envW, err := pipe()
-	if err != nil {
-		unix.Close(msgR)
-		msgW.Close()
-		return nil, err
-	}
 	ch := make(chan int, 1)
 	w.mu.Lock()
 	if w.gone {
 		w.mu.Unlock()
-		unix.Close(msgR)
-		msgW.Close()
-		unix.Close(envR)
-		envW.Close()
 		return nil, ErrWriterGone
 	}
 	w.next++
 	id := w.next
 	w.pending[id] = ch
 	w.mu.Unlock()
-	var req [requestSize]byte
-	binary.LittleEndian.PutUint64(req[:], id)
-	_, _, err = w.conn.WriteMsgUnix(req[:], unix.UnixRights(msgR, envR), nil)
-	unix.Close(msgR)
-	unix.Close(envR)
-	if err != nil {
-		w.mu.Lock()
-		delete(w.pending, id)
-		w.mu.Unlock()
-		msgW.Close()
-		envW.Close()
-		return nil, fmt.Errorf("%w: %v", ErrWriterGone, err)
+	r := &writerRequest{w: w, id: id}
+	if b, ok := w.inline.Get().(*[]byte); ok {
+		r.held = (*b)[:0]
+	} else {
+		r.held = make([]byte, 0, 8<<10)
 	}
 	bw, _ := w.bufs.Get().(*bufio.Writer)
 	if bw == nil {
-		bw = bufio.NewWriterSize(msgW, 64<<10)
+		bw = bufio.NewWriterSize(r, 64<<10)
 	} else {
-		bw.Reset(msgW)
+		bw.Reset(r)
 	}
-	c := &Client{pid: w.pid, msgPipe: msgW, msg: bw, envPipe: envW}
+	c := &Client{pid: w.pid, msg: bw, request: r}
 	c.reap = func() int { return <-ch }
 	c.release = func(bw *bufio.Writer) {
 		bw.Reset(nil)
 		w.bufs.Put(bw)
 	}
 	return c, nil
+}
+
+// writerRequest is one message's request to the writer while its Client
+// writes it: the message is held until it outgrows an inline request,
+// then streamed through the pipes.
+type writerRequest struct {
+	w      *Writer
+	id     uint64
+	held   []byte   // the message so far, while no pipes are sent
+	msg    *os.File // the pipes' write ends, once sent
+	env    *os.File
+	sent   bool  // the request went out (inline or with the pipes)
+	sendErr error // it could not: the writer is gone
+}
+
+// Write holds message bytes, or streams them once the pipes are sent.
+func (r *writerRequest) Write(p []byte) (int, error) {
+	if !r.sent && len(r.held)+len(p) <= inlineMax {
+		r.held = append(r.held, p...)
+		return len(p), nil
+	}
+	if err := r.sendPipes(); err != nil {
+		return 0, err
+	}
+	return r.msg.Write(p)
+}
+
+// sendPipes sends the request with the two pipes, unless it went out
+// already, and writes the message held so far into the message pipe.
+func (r *writerRequest) sendPipes() error {
+	if r.sent {
+		return r.sendErr
+	}
+	r.sent = true
+	msgR, msgW, err := pipe()
+	if err != nil {
+		r.sendErr = err
+		return err
+	}
+	envR, envW, err := pipe()
+	if err != nil {
+		unix.Close(msgR)
+		msgW.Close()
+		r.sendErr = err
+		return err
+	}
+	var req [requestSize]byte
+	binary.LittleEndian.PutUint64(req[:], r.id)
+	_, _, err = r.w.conn.WriteMsgUnix(req[:], unix.UnixRights(msgR, envR), nil)
+	unix.Close(msgR)
+	unix.Close(envR)
+	if err != nil {
+		msgW.Close()
+		envW.Close()
+		r.fail(err)
+		return r.sendErr
+	}
+	r.msg, r.env = msgW, envW
+	_, err = r.msg.Write(r.held)
+	r.releaseHeld()
+	return err
+}
+
+// sendInline sends the message held and env as one inline request when
+// they fit; false means they do not, and nothing was sent.
+func (r *writerRequest) sendInline(env string) (bool, error) {
+	if r.sent || len(r.held)+len(env) > inlineMax {
+		return false, nil
+	}
+	r.sent = true
+	req := make([]byte, inlineHeader, inlineHeader+len(r.held)+len(env))
+	binary.LittleEndian.PutUint64(req, r.id)
+	binary.LittleEndian.PutUint32(req[requestSize:], uint32(len(r.held)))
+	req = append(append(req, r.held...), env...)
+	if _, _, err := r.w.conn.WriteMsgUnix(req, nil, nil); err != nil {
+		if errors.Is(err, unix.EMSGSIZE) {
+			// A send buffer set smaller than the request: the
+			// pipes take it instead.
+			r.sent = false
+			return false, nil
+		}
+		r.releaseHeld()
+		r.fail(err)
+		return true, r.sendErr
+	}
+	r.releaseHeld()
+	return true, nil
+}
+
+// fail records that the request could not be sent: the writer is gone
+// or the socket unusable. No answer will come for it, so its Close gets
+// -1 (qq crashed) at once.
+func (r *writerRequest) fail(err error) {
+	r.sendErr = fmt.Errorf("%w: %v", ErrWriterGone, err)
+	w := r.w
+	w.mu.Lock()
+	ch := w.pending[r.id]
+	delete(w.pending, r.id)
+	w.mu.Unlock()
+	if ch != nil {
+		ch <- -1
+	}
+}
+
+func (r *writerRequest) releaseHeld() {
+	if r.held != nil {
+		b := r.held[:0]
+		r.w.inline.Put(&b)
+		r.held = nil
+	}
 }

@@ -234,3 +234,71 @@ func TestWriterKilled(t *testing.T) {
 		t.Errorf("%d messages queued", len(files))
 	}
 }
+
+// TestWriterInline: a message whose message and envelope fit an inline
+// request goes in the request itself, a larger one (by its message or
+// by its envelope) through the pipes; both land exactly as qmail-queue
+// puts them.
+func TestWriterInline(t *testing.T) {
+	t.Parallel()
+	home := testenv.NewHome(t, "qmail-queue")
+	w, log := startWriter(t, home, filepath.Join(home, "bin", "qmail-queue"))
+	oneRcpt := []string{"b@example.org"}
+	envLen := len(queue.EncodeEnvelope("a@example.org", oneRcpt))
+	manyRcpts := make([]string, 3000)
+	for i := range manyRcpts {
+		manyRcpts[i] = fmt.Sprintf("recipient%d@example.org", i)
+	}
+	body := func(n int) string { return strings.Repeat("x", n-1) + "\n" }
+	tests := []struct {
+		name   string
+		msg    string
+		rcpts  []string
+		inline bool
+	}{
+		{"small", "Subject: small\n\nhi\n", oneRcpt, true},
+		{"exactly the limit", body(queue.InlineMax - envLen), oneRcpt, true},
+		{"one byte more", body(queue.InlineMax - envLen + 1), oneRcpt, false},
+		{"large", body(3 * queue.InlineMax), oneRcpt, false},
+		{"small with a large envelope", "Subject: many\n\nhi\n", manyRcpts, false},
+	}
+	for _, tt := range tests {
+		c, err := w.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.WriteString(tt.msg)
+		if err := c.Close("a@example.org", tt.rcpts); err != nil {
+			t.Fatalf("%s: %v; log %q", tt.name, err, log.String())
+		}
+		if got := queue.SentInline(c); got != tt.inline {
+			t.Errorf("%s: inline %v, want %v", tt.name, got, tt.inline)
+		}
+	}
+	queued := queuedFiles(t, home)
+	if len(queued) != len(tests) {
+		t.Fatalf("%d messages queued, want %d", len(queued), len(tests))
+	}
+	found := map[string]bool{}
+	for _, f := range queued {
+		for _, tt := range tests {
+			mess := receivedPid.ReplaceAllString(f[0], "")
+			// intd/N keeps the records, not the envelope's final NUL.
+			env := "u" + fmt.Sprint(os.Getuid()) + "\x00p" + fmt.Sprint(w.Pid()) + "\x00" +
+				strings.TrimSuffix(queue.EncodeEnvelope("a@example.org", tt.rcpts), "\x00")
+			if mess == tt.msg && f[1] == env {
+				found[tt.name] = true
+			}
+		}
+	}
+	for _, tt := range tests {
+		if !found[tt.name] {
+			t.Errorf("%s: not queued as sent", tt.name)
+		}
+	}
+	if t.Failed() {
+		for _, f := range queued {
+			t.Logf("mess %q... intd %q...", f[0][:min(120, len(f[0]))], f[1][:min(120, len(f[1]))])
+		}
+	}
+}
