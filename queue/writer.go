@@ -349,12 +349,12 @@ func (w *Writer) Open() (*Client, error) {
 // writes it: the message is held until it outgrows an inline request,
 // then streamed through the pipes.
 type writerRequest struct {
-	w      *Writer
-	id     uint64
-	held   []byte   // the message so far, while no pipes are sent
-	msg    *os.File // the pipes' write ends, once sent
-	env    *os.File
-	sent   bool  // the request went out (inline or with the pipes)
+	w       *Writer
+	id      uint64
+	held    []byte   // the message so far, while no pipes are sent
+	msg     *os.File // the pipes' write ends, once sent
+	env     *os.File
+	sent    bool  // the request went out (inline or with the pipes)
 	sendErr error // it could not: the writer is gone
 }
 
