@@ -34,10 +34,10 @@ import (
 //     two pipes cost more system calls than the message's own writes.
 // The writer runs Enqueue on them, concurrently with the other
 // requests, and answers with the request number and qmail-queue's exit
-// code (4 bytes). The caller's uid
-// (the u record and the Received line) is the one the kernel attaches to
-// each request (SO_PASSCRED): the socketpair's SO_PEERCRED would be the
-// uid of its creator, root before the server drops its privileges.
+// code (4 bytes). The caller's uid (the u record and the Received line)
+// is the one the kernel attaches to each request (SO_PASSCRED): the
+// socketpair's SO_PEERCRED would be the uid of its creator, root before
+// the server drops its privileges.
 
 // WriterArg is the argument that selects qmail-queue's writer mode; the
 // socket is its fd 3.
