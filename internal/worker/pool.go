@@ -111,6 +111,7 @@ type proc struct {
 type answer struct {
 	ok          bool
 	code, flags byte
+	output      []byte
 }
 
 // NewPool makes a pool whose workers' standard error (the worker's own
@@ -133,8 +134,9 @@ func NewPool(log io.Writer, idleTimeout time.Duration, maxIdle, perWorker int) *
 	return p
 }
 
-// Run runs the delivery that cmd would run, with fd 0 stdin and fd 1 and
-// 2 copied to out, in a worker. handled is false when cmd is not for a
+// Run runs the delivery that cmd would run, with fd 0 stdin, in a
+// worker; once it is over, what it wrote to fd 1 and 2 (the first
+// MaxOutput bytes) goes to out. handled is false when cmd is not for a
 // worker (not one of goqmail's programs, an environment or descriptors
 // of its own) or no worker could be started: the caller then runs cmd
 // itself, as qmail would.
@@ -292,42 +294,24 @@ const (
 	notSent                 // the worker did not take the request
 )
 
-// deliver hands the worker one delivery and waits for its answer.
+// deliver hands the worker one delivery and waits for its answer, whose
+// output goes to out.
 func (w *proc) deliver(args []byte, stdin *os.File, out io.Writer) (Result, outcome) {
-	// A bare pipe: its write end only passes through this process, and
-	// its read end is read with blocking reads, so neither is offered to
-	// the runtime's poller (four fcntl and two epoll_ctl a pipe).
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return Result{}, notSent
-	}
-	outR := os.NewFile(uintptr(p[0]), "worker output")
 	tag, answerc := w.expect()
 	if answerc == nil {
-		unix.Close(p[1])
-		outR.Close()
 		return Result{}, notSent
 	}
 	msg := make([]byte, tagSize, tagSize+len(args))
 	binary.LittleEndian.PutUint32(msg, tag)
 	msg = append(msg, args...)
-	_, _, err := w.conn.WriteMsgUnix(msg, unix.UnixRights(int(stdin.Fd()), p[1]), nil)
-	unix.Close(p[1])
-	if err != nil {
+	if _, _, err := w.conn.WriteMsgUnix(msg, unix.UnixRights(int(stdin.Fd())), nil); err != nil {
 		// A SOCK_SEQPACKET send fails only when the worker's end is
 		// closed: it has exited, and nothing was delivered.
 		w.forget(tag)
-		outR.Close()
 		return Result{}, notSent
 	}
-	copied := make(chan struct{})
-	go func() {
-		io.Copy(out, outR)
-		outR.Close()
-		close(copied)
-	}()
 	a := <-answerc
-	<-copied
+	out.Write(a.output)
 	switch {
 	case !a.ok:
 		// No answer: the worker died with the delivery under way,
@@ -368,10 +352,10 @@ func (w *proc) forget(tag uint32) {
 // readAnswers hands each answer to the delivery waiting for it, until
 // the socket fails; then the deliveries still waiting have crashed.
 func (w *proc) readAnswers() {
-	buf := make([]byte, answerSize+1)
+	buf := make([]byte, answerHeader+MaxOutput+1)
 	for {
 		n, err := w.conn.Read(buf)
-		if err != nil || n != answerSize {
+		if err != nil || n < answerHeader || n > answerHeader+MaxOutput {
 			break
 		}
 		tag := binary.LittleEndian.Uint32(buf[:tagSize])
@@ -380,7 +364,8 @@ func (w *proc) readAnswers() {
 		delete(w.waiting, tag)
 		w.mu.Unlock()
 		if c != nil {
-			c <- answer{ok: true, code: buf[tagSize], flags: buf[tagSize+1]}
+			output := append([]byte(nil), buf[answerHeader:n]...)
+			c <- answer{ok: true, code: buf[tagSize], flags: buf[tagSize+1], output: output}
 		}
 	}
 	w.mu.Lock()

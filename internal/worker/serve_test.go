@@ -55,15 +55,15 @@ func request(t *testing.T, tag uint32, args []string) []byte {
 	return append(binary.LittleEndian.AppendUint32(nil, tag), data...)
 }
 
-// readAnswer reads one answer: tag, exit code, flags.
-func readAnswer(t *testing.T, c *net.UnixConn) (tag uint32, code, flags byte) {
+// readAnswer reads one answer: tag, exit code, flags, output.
+func readAnswer(t *testing.T, c *net.UnixConn) (tag uint32, code, flags byte, out string) {
 	t.Helper()
-	b := make([]byte, answerSize+1)
+	b := make([]byte, answerHeader+MaxOutput+1)
 	n, err := c.Read(b)
-	if err != nil || n != answerSize {
+	if err != nil || n < answerHeader {
 		t.Fatalf("answer %v, %v", b[:n], err)
 	}
-	return binary.LittleEndian.Uint32(b), b[tagSize], b[tagSize+1]
+	return binary.LittleEndian.Uint32(b), b[tagSize], b[tagSize+1], string(b[answerHeader:n])
 }
 
 func readHello(t *testing.T, c *net.UnixConn) {
@@ -75,9 +75,9 @@ func readHello(t *testing.T, c *net.UnixConn) {
 	}
 }
 
-// The worker's side of a delivery: the arguments and descriptors
-// arrive, the output goes back through the descriptor, the descriptors
-// are closed before the answer, the answer is the exit code.
+// The worker's side of a delivery: the arguments and the message
+// arrive, the descriptor is closed, the answer carries the exit code and
+// the output.
 func TestServe(t *testing.T) {
 	spawner, w := connPair(t)
 	type seen struct {
@@ -102,23 +102,13 @@ func TestServe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		outR, outW, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := spawner.WriteMsgUnix(request(t, uint32(7+i), args), unix.UnixRights(int(msg.Fd()), int(outW.Fd())), nil); err != nil {
+		if _, _, err := spawner.WriteMsgUnix(request(t, uint32(7+i), args), unix.UnixRights(int(msg.Fd())), nil); err != nil {
 			t.Fatal(err)
 		}
 		msg.Close()
-		outW.Close()
-		// The end of file comes from the worker closing its copy.
-		out, err := io.ReadAll(outR)
-		outR.Close()
-		if err != nil || string(out) != "report for "+strings.Join(args, ",") {
-			t.Errorf("request %d: output %q, %v", i, out, err)
-		}
-		if tag, code, flags := readAnswer(t, spawner); tag != uint32(7+i) || code != byte(101+i) || flags != 0 {
-			t.Errorf("request %d: answer tag %d, code %d, flags %d; want %d, %d, 0", i, tag, code, flags, 7+i, 101+i)
+		tag, code, flags, out := readAnswer(t, spawner)
+		if tag != uint32(7+i) || code != byte(101+i) || flags != 0 || out != "report for "+strings.Join(args, ",") {
+			t.Errorf("request %d: answer tag %d, code %d, flags %d, output %q; want %d, %d, 0, the report", i, tag, code, flags, out, 7+i, 101+i)
 		}
 	}
 	spawner.Close()
@@ -128,6 +118,27 @@ func TestServe(t *testing.T) {
 	want := []seen{{requests[0], "the message"}, {requests[1], "the message"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("deliveries %q, want %q", got, want)
+	}
+}
+
+// An answer carries the first MaxOutput bytes of the output, one more
+// than any spawner keeps, so that the spawner still sees it was cut.
+func TestServeOutputBound(t *testing.T) {
+	spawner, w := connPair(t)
+	done := serve(w, 1, func(r *Request) int {
+		for i := 0; i < 3; i++ {
+			io.WriteString(r.Out, strings.Repeat("x", MaxOutput/2))
+		}
+		return 0
+	})
+	readHello(t, spawner)
+	sendRequest(t, spawner, 1, "big")
+	if _, _, _, out := readAnswer(t, spawner); out != strings.Repeat("x", MaxOutput) {
+		t.Errorf("output of %d bytes, want the first %d", len(out), MaxOutput)
+	}
+	spawner.Close()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
 	}
 }
 
@@ -145,12 +156,11 @@ func TestServeMalformed(t *testing.T) {
 		rights []byte
 	}{
 		{"no descriptors", "TAG_a\x00", nil},
-		{"one descriptor", "TAG_a\x00", unix.UnixRights(fd)},
-		{"three descriptors", "TAG_a\x00", unix.UnixRights(fd, fd, fd)},
-		{"no tag", "TA", unix.UnixRights(fd, fd)},
-		{"unterminated", "TAG_a", unix.UnixRights(fd, fd)},
-		{"too many arguments", "TAG_" + strings.Repeat("\x00", maxArgs+1), unix.UnixRights(fd, fd)},
-		{"too long", "TAG_" + strings.Repeat("x", maxRequest+1) + "\x00", unix.UnixRights(fd, fd)},
+		{"two descriptors", "TAG_a\x00", unix.UnixRights(fd, fd)},
+		{"no tag", "TA", unix.UnixRights(fd)},
+		{"unterminated", "TAG_a", unix.UnixRights(fd)},
+		{"too many arguments", "TAG_" + strings.Repeat("\x00", maxArgs+1), unix.UnixRights(fd)},
+		{"too long", "TAG_" + strings.Repeat("x", maxRequest+1) + "\x00", unix.UnixRights(fd)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,24 +182,17 @@ func TestServeMalformed(t *testing.T) {
 }
 
 // sendRequest sends a request with tag and args whose message is
-// /dev/null; it returns the read end of the request's output.
-func sendRequest(t *testing.T, spawner *net.UnixConn, tag uint32, args ...string) *os.File {
+// /dev/null.
+func sendRequest(t *testing.T, spawner *net.UnixConn, tag uint32, args ...string) {
 	t.Helper()
 	msg, err := os.Open(os.DevNull)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer msg.Close()
-	outR, outW, err := os.Pipe()
-	if err != nil {
+	if _, _, err := spawner.WriteMsgUnix(request(t, tag, args), unix.UnixRights(int(msg.Fd())), nil); err != nil {
 		t.Fatal(err)
 	}
-	defer outW.Close()
-	t.Cleanup(func() { outR.Close() })
-	if _, _, err := spawner.WriteMsgUnix(request(t, tag, args), unix.UnixRights(int(msg.Fd()), int(outW.Fd())), nil); err != nil {
-		t.Fatal(err)
-	}
-	return outR
 }
 
 // Deliveries run side by side up to the limit, and each answer carries
@@ -215,11 +218,11 @@ func TestServeConcurrent(t *testing.T) {
 		}
 	}
 	close(release["b"])
-	if tag, code, flags := readAnswer(t, spawner); tag != 2 || code != 'b' || flags != 0 {
+	if tag, code, flags, _ := readAnswer(t, spawner); tag != 2 || code != 'b' || flags != 0 {
 		t.Errorf("first answer: tag %d, code %d, flags %d; want 2, %d, 0", tag, code, flags, 'b')
 	}
 	close(release["a"])
-	if tag, code, flags := readAnswer(t, spawner); tag != 1 || code != 'a' || flags != 0 {
+	if tag, code, flags, _ := readAnswer(t, spawner); tag != 1 || code != 'a' || flags != 0 {
 		t.Errorf("second answer: tag %d, code %d, flags %d; want 1, %d, 0", tag, code, flags, 'a')
 	}
 	spawner.Close()
@@ -228,10 +231,9 @@ func TestServeConcurrent(t *testing.T) {
 	}
 }
 
-// An abandoned delivery is answered at once, with its descriptors
-// closed and the worker retiring: it takes no more requests, and it
-// ends when the spawner closes its end, while the abandoned delivery is
-// still stuck.
+// An abandoned delivery is answered at once, with its output so far and
+// the worker retiring: it takes no more requests, and it ends when the
+// spawner closes its end, while the abandoned delivery is still stuck.
 func TestServeAbandon(t *testing.T) {
 	spawner, w := connPair(t)
 	stuck, releaseSlow := make(chan struct{}), make(chan struct{})
@@ -254,27 +256,18 @@ func TestServeAbandon(t *testing.T) {
 		return 0
 	})
 	readHello(t, spawner)
-	slowOut := sendRequest(t, spawner, 1, "slow")
-	stuckOut := sendRequest(t, spawner, 2, "stuck")
-	if out, err := io.ReadAll(stuckOut); err != nil || string(out) != "timed out\n" {
-		t.Errorf("abandoned delivery's output %q, %v", out, err)
+	sendRequest(t, spawner, 1, "slow")
+	sendRequest(t, spawner, 2, "stuck")
+	if tag, code, flags, out := readAnswer(t, spawner); tag != 2 || code != 111 || flags != flagRetiring || out != "timed out\n" {
+		t.Errorf("abandoned delivery: tag %d, code %d, flags %d, output %q; want 2, 111, retiring, its output", tag, code, flags, out)
 	}
-	if tag, code, flags := readAnswer(t, spawner); tag != 2 || code != 111 || flags != flagRetiring {
-		t.Errorf("abandoned delivery: tag %d, code %d, flags %d; want 2, 111, retiring", tag, code, flags)
-	}
-	lateOut := sendRequest(t, spawner, 3, "late")
-	if out, err := io.ReadAll(lateOut); err != nil || len(out) != 0 {
-		t.Errorf("request after the abandon: output %q, %v", out, err)
-	}
-	if tag, _, flags := readAnswer(t, spawner); tag != 3 || flags != flagNotTaken {
-		t.Errorf("request after the abandon: tag %d, flags %d; want 3, not taken", tag, flags)
+	sendRequest(t, spawner, 3, "late")
+	if tag, _, flags, out := readAnswer(t, spawner); tag != 3 || flags != flagNotTaken || out != "" {
+		t.Errorf("request after the abandon: tag %d, flags %d, output %q; want 3, not taken", tag, flags, out)
 	}
 	close(releaseSlow)
-	if out, err := io.ReadAll(slowOut); err != nil || len(out) != 0 {
-		t.Errorf("delivery under way: output %q, %v", out, err)
-	}
-	if tag, code, flags := readAnswer(t, spawner); tag != 1 || code != 3 || flags != flagRetiring {
-		t.Errorf("delivery under way: tag %d, code %d, flags %d; want 1, 3, retiring", tag, code, flags)
+	if tag, code, flags, out := readAnswer(t, spawner); tag != 1 || code != 3 || flags != flagRetiring || out != "" {
+		t.Errorf("delivery under way: tag %d, code %d, flags %d, output %q; want 1, 3, retiring", tag, code, flags, out)
 	}
 	spawner.Close()
 	select {

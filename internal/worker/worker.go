@@ -7,12 +7,14 @@
 // one delivery, and one end of a SOCK_SEQPACKET socketpair as its fd 3.
 // It first sends Hello. Then it receives requests, each one datagram: a
 // 4-byte tag chosen by the spawner, then the program's arguments after
-// argv[0], each followed by a NUL, with two descriptors as SCM_RIGHTS,
-// the delivery's fd 0 (the message) and its fd 1 and 2 (where the report
-// is written). It runs each delivery exactly as the program would with
-// those arguments and descriptors, closes them, and answers with one
-// datagram: the request's tag, the exit code the program would have
-// exited with, and a byte of flags. A worker may run up to the number of
+// argv[0], each followed by a NUL, with the delivery's fd 0 (the message)
+// as SCM_RIGHTS. It runs each delivery exactly as the program would with
+// those arguments and that descriptor, collecting what the program would
+// have written to its fd 1 and 2 (the report; programs the delivery runs
+// write into a pipe of the worker's), closes the descriptor, and answers
+// with one datagram: the request's tag, the exit code the program would
+// have exited with, a byte of flags and the output, of which the first
+// MaxOutput bytes are kept. A worker may run up to the number of
 // deliveries at a time its program allows (the spawner's Pool is told
 // the same number); answers come in the order deliveries end. When the
 // spawner closes its end, the worker finishes the deliveries under way
@@ -48,7 +50,7 @@ import (
 const Arg = "--worker"
 
 // Hello is the worker's first message: it speaks this protocol.
-const Hello = "goqmail-worker 2"
+const Hello = "goqmail-worker 3"
 
 // maxRequest bounds one request's arguments. A spawner's arguments are a
 // few paths and addresses of at most a few KiB each.
@@ -57,9 +59,16 @@ const maxRequest = 64 << 10
 // maxArgs bounds the number of arguments in a request.
 const maxArgs = 64
 
+// MaxOutput is how much of a delivery's output its answer carries: one
+// byte more than the largest report a spawner keeps (qmail-rspawn's 64
+// KiB), so that a spawner still sees when output was cut.
+const MaxOutput = 64<<10 + 1
+
 const (
-	tagSize    = 4
-	answerSize = tagSize + 2 // tag, exit code, flags
+	tagSize      = 4
+	answerHeader = tagSize + 2 // tag, exit code, flags; then the output
+	// sendBuffer is the socket send buffer the answers need.
+	sendBuffer = 2 * (answerHeader + MaxOutput)
 )
 
 // Flags of an answer.
@@ -75,26 +84,47 @@ const (
 
 // Request is one delivery handed to a worker.
 type Request struct {
-	Args  []string // the program's arguments after argv[0]
-	Stdin *os.File // the program's fd 0
-	Out   *os.File // the program's fd 1 and fd 2
+	Args  []string  // the program's arguments after argv[0]
+	Stdin *os.File  // the program's fd 0
+	Out   io.Writer // what it writes to its fd 1 and 2
 
+	out      *output
 	tag      uint32
 	w        *server
 	answered sync.Once
 }
 
+// output collects a delivery's output, the first MaxOutput bytes of it.
+// The delivery and the programs it runs write to it from several
+// goroutines.
+type output struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if room := MaxOutput - len(o.buf); room > 0 {
+		o.buf = append(o.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (o *output) bytes() []byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]byte(nil), o.buf...)
+}
+
 // Abandon answers the request with code, for a delivery that has to give
 // up while it is stuck in a system call it cannot leave (qmail-local's
 // alarm on a hung maildir write, where the program would have exited
-// with code). Its descriptors are closed first, as the spawner reads the
-// output until its end of file. The delivery's goroutine is left behind:
-// the worker takes no more requests and exits once the deliveries still
-// under way are answered.
+// with code), with the output so far. The delivery's goroutine is left
+// behind: the worker takes no more requests and exits once the
+// deliveries still under way are answered.
 func (r *Request) Abandon(code int) {
 	r.w.retiring.Store(true)
-	r.Stdin.Close()
-	r.Out.Close()
 	r.answer(code, flagRetiring)
 }
 
@@ -104,7 +134,11 @@ func (r *Request) answer(code int, flags byte) {
 		if flags&flagNotTaken == 0 && r.w.retiring.Load() {
 			flags |= flagRetiring
 		}
-		r.w.send(r.tag, code, flags)
+		var out []byte
+		if r.out != nil {
+			out = r.out.bytes()
+		}
+		r.w.send(r.tag, code, flags, out)
 		r.w.pending.Done()
 	})
 }
@@ -118,13 +152,14 @@ type server struct {
 	pending  sync.WaitGroup // requests not yet answered
 }
 
-func (w *server) send(tag uint32, code int, flags byte) {
-	var b [answerSize]byte
+func (w *server) send(tag uint32, code int, flags byte, out []byte) {
+	b := make([]byte, answerHeader, answerHeader+len(out))
 	binary.LittleEndian.PutUint32(b[:tagSize], tag)
 	b[tagSize], b[tagSize+1] = byte(code), flags
+	b = append(b, out...)
 	w.writeMu.Lock()
 	defer w.writeMu.Unlock()
-	if _, err := w.conn.Write(b[:]); err != nil && w.writeErr == nil {
+	if _, err := w.conn.Write(b); err != nil && w.writeErr == nil {
 		w.writeErr = err
 	}
 }
@@ -137,6 +172,16 @@ func (w *server) send(tag uint32, code int, flags byte) {
 // answers. A malformed request ends the worker with an error, after the
 // deliveries under way.
 func Serve(conn *net.UnixConn, limit int, deliver func(*Request) int) error {
+	// An answer with all its output must fit the send buffer; the
+	// default (net.core.wmem_default) usually does, a lowered one is
+	// raised as far as net.core.wmem_max lets it.
+	if raw, err := conn.SyscallConn(); err == nil {
+		raw.Control(func(fd uintptr) {
+			if n, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil && n < sendBuffer {
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
+			}
+		})
+	}
 	if _, err := conn.Write([]byte(Hello)); err != nil {
 		return fmt.Errorf("worker: hello: %w", err)
 	}
@@ -170,21 +215,22 @@ func (w *server) serve(slots chan struct{}, deliver func(*Request) int) error {
 		if ok {
 			args, ok = decodeArgs(buf[tagSize:n])
 		}
-		if !ok || len(fds) != 2 || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		if !ok || len(fds) != 1 || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
 			unixmsg.CloseAll(fds)
 			return errors.New("worker: malformed request")
 		}
+		out := &output{}
 		req := &Request{
 			Args:  args,
 			Stdin: os.NewFile(uintptr(fds[0]), "stdin"),
-			Out:   os.NewFile(uintptr(fds[1]), "output"),
+			Out:   out,
+			out:   out,
 			tag:   binary.LittleEndian.Uint32(buf[:tagSize]),
 			w:     w,
 		}
 		w.pending.Add(1)
 		if w.retiring.Load() {
 			req.Stdin.Close()
-			req.Out.Close()
 			req.answer(0, flagNotTaken)
 			continue
 		}
@@ -193,9 +239,6 @@ func (w *server) serve(slots chan struct{}, deliver func(*Request) int) error {
 			defer func() { <-slots }()
 			code := deliver(req)
 			req.Stdin.Close()
-			// The spawner reads the output until its end of file:
-			// our copy must be closed before the answer.
-			req.Out.Close()
 			req.answer(code, 0)
 		}()
 	}
