@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"syscall"
@@ -280,5 +282,51 @@ func TestMaildirNamer(t *testing.T) {
 	}
 	if got, want := n.Next(now), `1000.42_2.a\057b\072c`; got != want {
 		t.Errorf("second name %q, want %q", got, want)
+	}
+}
+
+// A name already taken in tmp/ (which the namer never repeats, so only
+// another program could have made it) is skipped after a pause of two
+// seconds, as in qmail, up to three names; then the delivery defers.
+func TestMaildirNameTaken(t *testing.T) {
+	for _, taken := range []int{1, 2, 3} {
+		dir := t.TempDir()
+		for _, sub := range []string{"tmp", "new", "cur"} {
+			if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now := time.Unix(1700000000, 0)
+		names := NewMaildirNamer(42, "host")
+		expect := NewMaildirNamer(42, "host")
+		for i := 0; i < taken; i++ {
+			if err := os.WriteFile(filepath.Join(dir, "tmp", expect.Next(now)), []byte("other"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var slept []time.Duration
+		d := &maildirDelivery{namer: names, now: func() time.Time { return now }, sleep: func(p time.Duration) { slept = append(slept, p) }}
+		err := d.deliver(dir, strings.NewReader("Subject: x\n\nbody\n"), "", "")
+		if taken == 3 {
+			if f, ok := err.(*Failure); !ok || f.Code != 111 {
+				t.Errorf("three names taken: %v, want a deferral", err)
+			}
+			if len(slept) != 2 {
+				t.Errorf("three names taken: slept %v, want twice", slept)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%d names taken: %v", taken, err)
+		}
+		if want := []time.Duration{2 * time.Second, 2 * time.Second}[:taken]; !reflect.DeepEqual(slept, want) {
+			t.Errorf("%d names taken: slept %v, want %v", taken, slept, want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "new", expect.Next(now))); err != nil {
+			t.Errorf("%d names taken: not delivered under the next name: %v", taken, err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "tmp", NewMaildirNamer(42, "host").Next(now))); string(b) != "other" {
+			t.Errorf("%d names taken: the other file is now %q", taken, b)
+		}
 	}
 }

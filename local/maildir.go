@@ -84,22 +84,24 @@ func (d *maildirDelivery) deliver(dir string, msg io.Reader, rpline, dtline stri
 		}
 		return temp("Unable to chdir to maildir. (#4.2.1)")
 	}
-	var name string
+	// qmail stats tmp/NAME and creates it only when absent, sleeping
+	// and trying another name otherwise; the exclusive create alone
+	// says the same in one system call.
+	var name, tmp string
+	var f *os.File
 	for try := 0; ; try++ {
 		name = d.namer.Next(d.now())
-		if _, err := os.Lstat(filepath.Join(dir, "tmp", name)); errors.Is(err, fs.ErrNotExist) {
+		tmp = filepath.Join(dir, "tmp", name)
+		var err error
+		if f, err = fsutil.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); err == nil {
 			break
 		}
-		// Should never happen: the name is unique to this process.
-		if try == 2 {
+		// A file by that name should never exist: the name is
+		// unique to this process.
+		if !errors.Is(err, fs.ErrExist) || try == 2 {
 			return tempErr
 		}
 		d.sleep(2 * time.Second)
-	}
-	tmp := filepath.Join(dir, "tmp", name)
-	f, err := fsutil.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return tempErr
 	}
 	if d.started != nil {
 		d.started(tmp)
