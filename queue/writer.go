@@ -257,7 +257,12 @@ func StartWriter(home, program string, env []string, cred *syscall.Credential, l
 	go func() {
 		err := cmd.Wait()
 		fmt.Fprintf(log, "queue writer %d exited (%v): each message now runs qmail-queue\n", w.pid, err)
-		conn.Close() // wakes readReplies if the socket is still open
+		// Open refuses from now on; readReplies fails the messages
+		// still waiting once the closed socket wakes it.
+		w.mu.Lock()
+		w.gone = true
+		w.mu.Unlock()
+		conn.Close()
 		close(w.exited)
 	}()
 	return w, nil
