@@ -38,8 +38,7 @@ const (
 
 // Deliveries one worker runs at a time. A qmail-local worker runs its
 // account's deliveries side by side, so that one process (not one per
-// delivery under way) serves a busy account and deliveries into one
-// maildir share the fsync of its new/ (local.ServeWorker). A
+// delivery under way) serves a busy account (local.ServeWorker). A
 // qmail-remote worker keeps one connection cache and runs one delivery
 // at a time.
 const (
