@@ -229,7 +229,7 @@ func (s *Sender) completeDirect(m *message) {
 func (s *Sender) removeTodo(id uint64, done func(ok bool)) {
 	s.splitting[id] = true
 	s.cleanup("todo/"+strconv.FormatUint(id, 10), func(ok bool) {
-		delete(s.splitting, id)
+		s.doneWithTodo(id)
 		if !ok {
 			s.log.line("warning: qmail-clean unable to clean up ", s.relPath("todo", id))
 		}

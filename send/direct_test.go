@@ -250,3 +250,47 @@ func TestDirectOnlyWithRoom(t *testing.T) {
 		t.Fatalf("not preprocessed: info %v, local %v, qmail-clean %q", ds.exists("info", id), ds.exists("local", id), ds.clean.String())
 	}
 }
+
+// TestScanResumesAfterDirectCleanup: a scan of todo/ that stopped
+// because too many messages were in transit (a direct delivery's todo/N
+// waiting for qmail-clean counts) is due again as soon as one leaves:
+// the message it left behind has no trigger of its own any more. (At
+// the end of a benchmark run, 31 messages sat in todo/ until the next
+// 25-minute scan.)
+func TestScanResumesAfterDirectCleanup(t *testing.T) {
+	const id, later = 300, 301
+	ds := newDirectSender(t, id, "u1\x00p2\x00Fsender@example.net\x00Tuser@example.org\x00")
+	ds.split(t)
+	ds.startDeliveries()
+	ds.finishDelivery(chanLocal, 0, "Kdid_1+0+0/")
+	if !ds.splitting[id] || ds.clean.String() != "todo/300\x00" {
+		t.Fatalf("splitting %v, qmail-clean got %q: want todo/300 waiting", ds.splitting, ds.clean.String())
+	}
+	// Others in transit fill the rest of the room.
+	for other := uint64(1); len(ds.splitting) < preprocessParallel; other++ {
+		ds.splitting[other] = true
+	}
+	if err := os.WriteFile(ds.path("mess", later), []byte("Subject: y\n\nbody\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ds.path("todo", later), []byte("u1\x00p2\x00Fsender@example.net\x00Tuser@example.org\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ds.scanTodo()
+	if ds.splitting[later] || !ds.todoBehind {
+		t.Fatalf("splitting[%d] %v, todoBehind %v: want the scan to stop for lack of room", later, ds.splitting[later], ds.todoBehind)
+	}
+	// qmail-clean removes todo/300 and answers.
+	if err := os.Remove(ds.path("todo", id)); err != nil {
+		t.Fatal(err)
+	}
+	ds.cleaned(true)
+	if ds.nextTodo.After(ds.now()) {
+		t.Fatalf("next scan of todo/ at %v, now %v: want it due at once", ds.nextTodo, ds.now())
+	}
+	ds.scanTodo()
+	if !ds.splitting[later] {
+		t.Errorf("todo/%d not taken by the scan after the cleanup", later)
+	}
+	<-ds.events // the split's result
+}

@@ -59,13 +59,19 @@ func (s *Sender) startSplit(id uint64) {
 // in between must not split it again. Then todo/ is scanned again if a
 // scan left messages behind.
 func (s *Sender) splitDone(r *splitResult) {
-	s.commitTodo(r, func() {
-		delete(s.splitting, r.id)
-		if s.todoBehind {
-			s.todoBehind = false
-			s.nextTodo = s.now()
-		}
-	})
+	s.commitTodo(r, func() { s.doneWithTodo(r.id) })
+}
+
+// doneWithTodo takes message id out of splitting: scans of todo/ may
+// look at todo/id again. A scan that stopped because too many messages
+// were in splitting (todoBehind) is due again at once: the messages it
+// left have no trigger of their own any more.
+func (s *Sender) doneWithTodo(id uint64) {
+	delete(s.splitting, id)
+	if s.todoBehind {
+		s.todoBehind = false
+		s.nextTodo = s.now()
+	}
 }
 
 // forgetForTodo drops what qmail-send knows of a message that is in
