@@ -25,11 +25,11 @@ const (
 // code.
 func Main(name string, proto Protocol, args []string, stderr io.Writer) int {
 	if tcpserver.ListenMode(args) {
-		return tcpserver.Main(name, "qmaild", args, stderr, func(home string, rest []string) (tcpserver.Handler, error) {
+		return tcpserver.Main(name, "qmaild", args, stderr, func(home string, rest []string, log io.Writer) (tcpserver.Handler, error) {
 			if len(rest) != 0 {
 				return nil, &tcpserver.UsageError{Msg: fmt.Sprintf("unexpected arguments: %q", rest)}
 			}
-			sessions := &Listener{Home: home, Log: stderr, Name: name}
+			sessions := &Listener{Home: home, Log: log, Name: name}
 			if proto == QMQP {
 				return sessions.ServeQMQP, nil
 			}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -153,29 +154,56 @@ var ErrCleanReply = errors.New("qmail-clean: cannot write reply")
 // command cut short by the end is dropped), ErrCleanReply (wrapped) when
 // a reply cannot be written. Memory is bounded: an overlong command is
 // skipped up to its NUL and answered 'x'.
+//
+// Replies wait while more commands are already at hand and go out
+// together before Serve reads again or sweeps: qmail-send writes its
+// requests in batches, and one write answers a batch.
 func (c *Cleaner) Serve(r io.Reader, w io.Writer) error {
 	in := bufio.NewReaderSize(r, 256)
+	out := bufio.NewWriterSize(w, 256)
+	flush := func() error {
+		if err := out.Flush(); err != nil {
+			return fmt.Errorf("%w: %v", ErrCleanReply, err)
+		}
+		return nil
+	}
 	countdown := 0
-	reply := []byte{0}
 	for {
 		if countdown > 0 {
 			countdown--
 		} else {
+			if err := flush(); err != nil {
+				return err
+			}
 			c.RemoveStalePids()
 			countdown = cleanPidEvery
 		}
+		if !commandBuffered(in) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		cmd, tooLong, err := readCommand(in)
 		if err != nil {
-			return nil // end of input, or a read error: qmail stops the same way
+			// End of input, or a read error: qmail stops the same
+			// way. What is answered still goes out, for whoever
+			// still reads.
+			out.Flush()
+			return nil
 		}
-		reply[0] = CleanMalformed
+		reply := byte(CleanMalformed)
 		if op, id, ok := ParseCleanCommand(cmd); ok && !tooLong {
-			reply[0] = c.Do(op, id)
+			reply = c.Do(op, id)
 		}
-		if _, err := w.Write(reply); err != nil {
-			return fmt.Errorf("%w: %v", ErrCleanReply, err)
-		}
+		out.WriteByte(reply) // errors are sticky: the next flush reports them
 	}
+}
+
+// commandBuffered says whether a whole command is in in's buffer, so
+// that reading it will not wait for the other end.
+func commandBuffered(in *bufio.Reader) bool {
+	held, _ := in.Peek(in.Buffered())
+	return bytes.IndexByte(held, 0) >= 0
 }
 
 // readCommand returns the next command without its NUL. A command too

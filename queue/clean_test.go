@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -287,5 +288,46 @@ func TestCleanClient(t *testing.T) {
 	}
 	if _, err := c.Clean(CleanFoop, 1); err == nil {
 		t.Errorf("no error when qmail-clean is gone")
+	}
+}
+
+// writeRecorder records each Write as one element.
+type writeRecorder struct{ writes []string }
+
+func (w *writeRecorder) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, string(p))
+	return len(p), nil
+}
+
+// TestCleanerServeBatches: the commands that arrive together are
+// answered in one write; a command alone is answered before qmail-clean
+// waits for the next one (or qmail-send would wait for ever).
+func TestCleanerServeBatches(t *testing.T) {
+	dir := newQueue(t)
+	var out writeRecorder
+	c := &Cleaner{Dir: dir}
+	if err := c.Serve(strings.NewReader("foop/1\x00foop/2\x00todo/3\x00"), &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"+++"}; !slices.Equal(out.writes, want) {
+		t.Errorf("writes %q, want %q", out.writes, want)
+	}
+
+	reqR, reqW := io.Pipe()
+	repR, repW := io.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- c.Serve(reqR, repW) }()
+	for _, cmd := range []string{"foop/4\x00", "todo/5\x00"} {
+		if _, err := io.WriteString(reqW, cmd); err != nil {
+			t.Fatal(err)
+		}
+		var reply [1]byte
+		if _, err := io.ReadFull(repR, reply[:]); err != nil || reply[0] != CleanOK {
+			t.Fatalf("reply to %q: %q, %v", cmd, reply[:], err)
+		}
+	}
+	reqW.Close()
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
 	}
 }

@@ -190,11 +190,28 @@ func appendDir(b []byte, dir string) []byte {
 // that memory stays bounded whatever the message size.
 const copyBufSize = 128 << 10
 
+// enqueueBuffers are the memory one Enqueue works in: the message's copy
+// buffer and the envelope's reader and writer (4 KiB each). The writer
+// keeps them from message to message.
+type enqueueBuffers struct {
+	copy []byte
+	envR *bufio.Reader
+	envW *bufio.Writer
+}
+
+func newEnqueueBuffers() *enqueueBuffers {
+	return &enqueueBuffers{
+		copy: make([]byte, copyBufSize),
+		envR: bufio.NewReaderSize(nil, 4096),
+		envW: bufio.NewWriterSize(nil, 4096),
+	}
+}
+
 // enqueueRun is the state of one Enqueue: what it has made so far, so
 // that a failure can take it back (qmail-queue's cleanup).
 type enqueueRun struct {
 	dir                         string
-	buf                         []byte // the message's copy buffer
+	bufs                        *enqueueBuffers
 	id                          uint64
 	messFD, intdFD              int // the pid/ file becomes the mess/ file
 	pidFn, messFn, intdFn       string
@@ -215,13 +232,18 @@ type enqueueRun struct {
 // removed, so nothing partial is left for qmail-send. (A pid/ file is
 // left only when its own removal failed; qmail-clean reaps it later.)
 func Enqueue(dir string, msg io.Reader, env io.Reader, sub Submission) (id uint64, err error) {
-	return enqueue(dir, msg, env, sub, make([]byte, copyBufSize))
+	id, err = enqueue(dir, msg, env, sub, newEnqueueBuffers())
+	if err == nil {
+		PullTrigger(dir)
+	}
+	return id, err
 }
 
-// enqueue is Enqueue with buf (copyBufSize bytes) to copy the message
-// through: the writer reuses its buffers from message to message.
-func enqueue(dir string, msg io.Reader, env io.Reader, sub Submission, buf []byte) (id uint64, err error) {
-	run := &enqueueRun{dir: dir, messFD: -1, intdFD: -1, buf: buf}
+// enqueue is Enqueue in bufs (the writer reuses them from message to
+// message), and
+// without pulling the trigger: that is the caller's.
+func enqueue(dir string, msg io.Reader, env io.Reader, sub Submission, bufs *enqueueBuffers) (id uint64, err error) {
+	run := &enqueueRun{dir: dir, messFD: -1, intdFD: -1, bufs: bufs}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fail(ExitBug, "internal error", fmt.Errorf("panic: %v", p))
@@ -253,7 +275,6 @@ func enqueue(dir string, msg io.Reader, env io.Reader, sub Submission, buf []byt
 	if err := unix.Link(run.intdFn, todoFn); err != nil {
 		return 0, fail(ExitTodo, "link "+run.intdFn+" to "+todoFn, err)
 	}
-	PullTrigger(dir)
 	return run.id, nil
 }
 
@@ -308,7 +329,7 @@ func (r *enqueueRun) makeMess(sub Submission) error {
 // caller fsyncs it). Read and write failures are told apart, as
 // qmail-queue does (54 and 53).
 func (r *enqueueRun) writeMessage(received []byte, msg io.Reader) error {
-	buf := r.buf
+	buf := r.bufs.copy
 	n := copy(buf, received)
 	for {
 		m, rerr := msg.Read(buf[n:])
@@ -356,16 +377,21 @@ func (r *enqueueRun) writeEnvelope(sub Submission, env io.Reader) error {
 	}
 	r.intdFD = fd
 	r.madeIntd = true
-	fw := &fdWriter{fd: fd, name: r.intdFn}
-	w := bufio.NewWriterSize(fw, 4096)
-	head := make([]byte, 0, 48)
-	head = append(head, 'u')
-	head = strconv.AppendInt(head, int64(sub.UID), 10)
-	head = append(head, 0, 'p')
-	head = strconv.AppendInt(head, int64(sub.PID), 10)
-	head = append(head, 0)
-	w.Write(head) // errors are sticky: Flush reports them
-	if err := CopyEnvelope(w, bufio.NewReaderSize(env, 4096)); err != nil {
+	w := r.bufs.envW
+	w.Reset(&fdWriter{fd: fd, name: r.intdFn})
+	er := r.bufs.envR
+	er.Reset(env)
+	// Neither keeps this message's descriptor or reader.
+	defer w.Reset(nil)
+	defer er.Reset(nil)
+	var head [48]byte
+	h := append(head[:0], 'u')
+	h = strconv.AppendInt(h, int64(sub.UID), 10)
+	h = append(h, 0, 'p')
+	h = strconv.AppendInt(h, int64(sub.PID), 10)
+	h = append(h, 0)
+	w.Write(h) // errors are sticky: Flush reports them
+	if err := CopyEnvelope(w, er); err != nil {
 		return err
 	}
 	if err := w.Flush(); err != nil {

@@ -82,13 +82,15 @@ func ServeWriter(dir string, conn *net.UnixConn, pid int) error {
 	var (
 		running sync.WaitGroup
 		seq     atomic.Uint64
-		// Copy buffers go from message to message: a fresh one
-		// each time was most of the writer's memory traffic.
-		bufs     = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+		// Buffers go from message to message: fresh ones each
+		// time were most of the writer's memory traffic.
+		bufs     = sync.Pool{New: func() any { return newEnqueueBuffers() }}
 		accounts sync.Map // uid → login name, looked up once
 		replyMu  sync.Mutex
 	)
 	seq.Store(writerFirstSeq - 1)
+	trigger := &triggerPuller{dir: dir, gap: TriggerGap}
+	defer trigger.flush() // after the messages under way
 	defer running.Wait()
 	reply := func(id uint64, code int) {
 		var b [replySize]byte
@@ -135,14 +137,21 @@ func ServeWriter(dir string, conn *net.UnixConn, pid int) error {
 		}
 		go func() {
 			defer running.Done()
-			buf := bufs.Get().(*[]byte)
-			defer bufs.Put(buf)
+			b := bufs.Get().(*enqueueBuffers)
+			defer bufs.Put(b)
 			if len(fds) == 2 {
-				reply(id, enqueueFDs(dir, fds[0], fds[1], sub, *buf))
+				code := enqueueFDs(dir, fds[0], fds[1], sub, b)
+				if code == 0 {
+					trigger.pull()
+				}
+				reply(id, code)
 				return
 			}
-			_, err := enqueue(dir, bytes.NewReader(msg), bytes.NewReader(env), sub, *buf)
+			_, err := enqueue(dir, bytes.NewReader(msg), bytes.NewReader(env), sub, b)
 			requests.Put(req)
+			if err == nil {
+				trigger.pull()
+			}
 			reply(id, ExitCode(err))
 		}()
 	}
@@ -167,9 +176,9 @@ func parseRequest(b []byte, fds int) (msg, env []byte, ok bool) {
 }
 
 // enqueueFDs queues the message read from msgFD with the envelope read
-// from envFD through buf, closes both and returns qmail-queue's exit
+// from envFD in bufs, closes both and returns qmail-queue's exit
 // code.
-func enqueueFDs(dir string, msgFD, envFD int, sub Submission, buf []byte) int {
+func enqueueFDs(dir string, msgFD, envFD int, sub Submission, bufs *enqueueBuffers) int {
 	// Non-blocking, the pipes use the runtime poller: Close then ends a
 	// read that waits, which is how Lifetime is enforced.
 	unix.SetNonblock(msgFD, true)
@@ -183,7 +192,7 @@ func enqueueFDs(dir string, msgFD, envFD int, sub Submission, buf []byte) int {
 		env.Close()
 	})
 	defer expire.Stop()
-	_, err := enqueue(dir, msg, env, sub, buf)
+	_, err := enqueue(dir, msg, env, sub, bufs)
 	return ExitCode(err)
 }
 
@@ -457,5 +466,65 @@ func (r *writerRequest) releaseHeld() {
 		b := r.held[:0]
 		r.w.inline.Put(&b)
 		r.held = nil
+	}
+}
+
+// TriggerGap is the least time between two pulls of lock/trigger by the
+// writer. qmail-send lists todo/ at most once per 10 ms however often it
+// is woken; a pull per message woke it (and had the writer open the
+// FIFO) for nothing most of the time under load.
+const TriggerGap = 5 * time.Millisecond
+
+// triggerPuller pulls lock/trigger for the writer's messages: at once
+// when it was not pulled in the last gap, otherwise once at the end of
+// the gap for every message committed meanwhile. Every commit is thus
+// followed by a pull, which is all qmail-send needs to find the message
+// (it lists todo/ after it reads the trigger), at most gap late.
+type triggerPuller struct {
+	dir string
+	gap time.Duration
+
+	mu      sync.Mutex
+	last    time.Time   // of the last pull
+	pending *time.Timer // the pull scheduled for the end of the gap
+}
+
+// pull wakes qmail-send for a message whose todo/N is linked.
+func (t *triggerPuller) pull() {
+	t.mu.Lock()
+	if t.pending != nil {
+		// The scheduled pull comes after this commit.
+		t.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	if wait := t.last.Add(t.gap).Sub(now); wait > 0 {
+		t.pending = time.AfterFunc(wait, t.pullNow)
+		t.mu.Unlock()
+		return
+	}
+	t.last = now
+	t.mu.Unlock()
+	PullTrigger(t.dir)
+}
+
+// pullNow is the scheduled pull. pending is cleared first: a commit
+// after that point schedules its own pull.
+func (t *triggerPuller) pullNow() {
+	t.mu.Lock()
+	t.pending = nil
+	t.last = time.Now()
+	t.mu.Unlock()
+	PullTrigger(t.dir)
+}
+
+// flush pulls at once when a pull is scheduled: the writer is ending and
+// its timers with it.
+func (t *triggerPuller) flush() {
+	t.mu.Lock()
+	pending := t.pending
+	t.mu.Unlock()
+	if pending != nil && pending.Stop() {
+		t.pullNow()
 	}
 }

@@ -187,7 +187,9 @@ type event struct {
 	report string
 	sig    os.Signal
 	split  *splitResult
-	ok     bool
+	// replies are qmail-clean's answers that arrived together, one
+	// byte each, oldest first.
+	replies string
 }
 
 const (
@@ -196,7 +198,7 @@ const (
 	evSpawnDied
 	evSignal
 	evSplit     // a message of todo/ has been split into its queue files
-	evCleaned   // qmail-clean answered (ok)
+	evCleaned   // qmail-clean answered (replies)
 	evCleanDied // qmail-clean's pipe is closed
 )
 
@@ -221,7 +223,6 @@ type Sender struct {
 	nextDelID   uint64
 	exitASAP    bool
 	events      chan event
-	cleanR      *bufio.Reader
 	nextTodo    time.Time
 	lastTodo    time.Time // the last scan of todo/
 	nextCleanup time.Time
@@ -236,6 +237,12 @@ type Sender struct {
 	// qmail-clean and not answered yet, oldest first.
 	cleanWaiting []func(ok bool)
 	cleanAlive   bool
+	// cleanOut holds the requests for qmail-clean not yet written: while
+	// the main loop runs they go out together before it waits
+	// (flushOutput), one write and one wake-up of qmail-clean for all
+	// the requests of a pass.
+	cleanOut      []byte
+	cleanBatching bool
 }
 
 // ErrAlreadyRunning is returned when another qmail-send holds lock/sendmutex.
@@ -253,7 +260,6 @@ func Run(cfg Config) error {
 		complete:   map[uint64]time.Time{},
 		nextDelID:  1,
 		events:     make(chan event, 64),
-		cleanR:     bufio.NewReader(cfg.CleanReplies),
 		splitting:  map[uint64]bool{},
 		cleanAlive: true,
 	}
@@ -343,14 +349,19 @@ func (s *Sender) loop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	s.log.batch(true)
-	defer s.log.batch(false)
+	s.cleanBatching = true
+	defer func() {
+		s.cleanBatching = false
+		s.flushClean()
+		s.log.batch(false)
+	}()
 	for {
 		s.startDeliveries()
 		if s.exitASAP && s.canExit() {
 			return
 		}
 		timer.Reset(s.wakeup())
-		s.log.flush()
+		s.flushOutput()
 		select {
 		case ev := <-s.events:
 			s.handle(ev)
@@ -430,7 +441,9 @@ func (s *Sender) handle(ev event) {
 	case evSplit:
 		s.splitDone(ev.split)
 	case evCleaned:
-		s.cleaned(ev.ok)
+		for i := 0; i < len(ev.replies); i++ {
+			s.cleaned(ev.replies[i] == queue.CleanOK)
+		}
 	case evCleanDied:
 		s.cleanDied()
 	case evSpawnDied:
@@ -555,12 +568,31 @@ func (s *Sender) cleanup(what string, done func(ok bool)) {
 		done(false)
 		return
 	}
-	if _, err := io.WriteString(s.cfg.Clean, what+"\x00"); err != nil {
-		s.cleanDied()
-		done(false)
+	s.cleanOut = append(s.cleanOut, what...)
+	s.cleanOut = append(s.cleanOut, 0)
+	s.cleanWaiting = append(s.cleanWaiting, done)
+	if !s.cleanBatching {
+		s.flushClean()
+	}
+}
+
+// flushOutput writes what the main loop has collected: the log lines,
+// then the requests for qmail-clean.
+func (s *Sender) flushOutput() {
+	s.log.flush()
+	s.flushClean()
+}
+
+// flushClean writes the requests for qmail-clean collected so far.
+func (s *Sender) flushClean() {
+	if len(s.cleanOut) == 0 || !s.cleanAlive {
 		return
 	}
-	s.cleanWaiting = append(s.cleanWaiting, done)
+	_, err := s.cfg.Clean.Write(s.cleanOut)
+	s.cleanOut = s.cleanOut[:0]
+	if err != nil {
+		s.cleanDied()
+	}
 }
 
 // cleaned hands qmail-clean's next answer to the request waiting for it.
@@ -582,22 +614,25 @@ func (s *Sender) cleanDied() {
 	s.log.line("alert: oh no! lost qmail-clean connection! dying...")
 	s.exitASAP = true
 	waiting := s.cleanWaiting
-	s.cleanWaiting = nil
+	s.cleanWaiting, s.cleanOut = nil, nil
 	for _, done := range waiting {
 		done(false)
 	}
 }
 
 // readCleanReplies turns qmail-clean's answers ('+' done, anything else
-// failed) into events.
+// failed) into events, all those that arrived together in one.
 func (s *Sender) readCleanReplies() {
+	buf := make([]byte, 512)
 	for {
-		b, err := s.cleanR.ReadByte()
+		n, err := s.cfg.CleanReplies.Read(buf)
+		if n > 0 {
+			s.events <- event{kind: evCleaned, replies: string(buf[:n])}
+		}
 		if err != nil {
 			s.events <- event{kind: evCleanDied}
 			return
 		}
-		s.events <- event{kind: evCleaned, ok: b == '+'}
 	}
 }
 

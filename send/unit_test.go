@@ -350,3 +350,44 @@ func TestLoggerBatches(t *testing.T) {
 		}
 	}
 }
+
+// countingWriter records each Write as one element.
+type countingWriter struct{ writes []string }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, string(p))
+	return len(p), nil
+}
+
+// TestCleanRequestsBatched: while the main loop batches, requests for
+// qmail-clean wait for flushOutput and go out in one write; answers that
+// arrive together are handed to their requests in order.
+func TestCleanRequestsBatched(t *testing.T) {
+	s := newScheduleSender(t, time.Unix(1_800_000_000, 0))
+	var clean countingWriter
+	s.cfg.Clean = &clean
+	s.cleanBatching = true
+	var got []string
+	for _, what := range []string{"todo/1", "foop/2", "todo/3"} {
+		s.cleanup(what, func(ok bool) { got = append(got, what+":"+strconv.FormatBool(ok)) })
+	}
+	if len(clean.writes) != 0 {
+		t.Fatalf("written before the flush: %q", clean.writes)
+	}
+	s.flushOutput()
+	if want := []string{"todo/1\x00foop/2\x00todo/3\x00"}; !reflect.DeepEqual(clean.writes, want) {
+		t.Fatalf("writes %q, want %q", clean.writes, want)
+	}
+	s.handle(event{kind: evCleaned, replies: "+!"})
+	s.handle(event{kind: evCleaned, replies: "+"})
+	if want := []string{"todo/1:true", "foop/2:false", "todo/3:true"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("answers %q, want %q", got, want)
+	}
+
+	// Outside the loop a request goes out at once.
+	s.cleanBatching = false
+	s.cleanup("foop/4", func(bool) {})
+	if len(clean.writes) != 2 || clean.writes[1] != "foop/4\x00" {
+		t.Errorf("writes %q, want foop/4 at once", clean.writes)
+	}
+}

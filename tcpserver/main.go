@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/goqmail/goqmail/control"
+	"github.com/goqmail/goqmail/internal/logbuf"
 )
 
 // Handler serves one connection with its environment (see Server).
@@ -28,11 +29,15 @@ func (e *UsageError) Error() string { return e.Msg }
 // address (and drops privileges, see Options.Listen), changes to the qmail
 // home, builds the connection handler from the arguments left after the
 // options, and serves until TERM or INT, which stop it as Server.Serve
-// describes (the -grace option sets the grace period). It returns the
-// exit code: 100 for a bad command line, 111 for any other trouble, 0
-// after a stop.
-func Main(name, defaultUser string, args []string, log io.Writer,
-	newHandler func(home string, args []string) (Handler, error)) int {
+// describes (the -grace option sets the grace period). Its log lines,
+// the server's and the handler's (newHandler's log) go to stderr in
+// batches (internal/logbuf). It returns the exit code: 100 for a bad
+// command line, 111 for any other trouble, 0 after a stop.
+func Main(name, defaultUser string, args []string, stderr io.Writer,
+	newHandler func(home string, args []string, log io.Writer) (Handler, error)) int {
+	// Whatever is pending is written before Main returns.
+	log := logbuf.New(stderr, logbuf.Delay)
+	defer log.Flush()
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(log)
 	var opts Options
@@ -50,7 +55,7 @@ func Main(name, defaultUser string, args []string, log io.Writer,
 		return 111
 	}
 	home := control.Home()
-	handler, err := newHandler(home, fs.Args())
+	handler, err := newHandler(home, fs.Args(), log)
 	if err != nil {
 		return fail(err)
 	}

@@ -62,7 +62,7 @@ func main() {
 }
 
 func listen(args []string) int {
-	return tcpserver.Main(name, "root", args, os.Stderr, func(home string, rest []string) (tcpserver.Handler, error) {
+	return tcpserver.Main(name, "root", args, os.Stderr, func(home string, rest []string, log io.Writer) (tcpserver.Handler, error) {
 		if len(rest) < 2 {
 			return nil, &tcpserver.UsageError{Msg: name + " --listen ADDR [options] -- hostname subprogram..."}
 		}
@@ -70,7 +70,7 @@ func listen(args []string) int {
 			Hostname:      rest[0],
 			CertPath:      filepath.Join(home, "control", "servercert.pem"),
 			CheckPassword: rest[1:],
-			Log:           os.Stderr,
+			Log:           log,
 			Name:          name,
 		}
 		return sessions.ServeConn, nil

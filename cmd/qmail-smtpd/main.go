@@ -20,6 +20,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -57,9 +58,9 @@ func main() {
 }
 
 func listen(args []string) int {
-	return tcpserver.Main("qmail-smtpd", "qmaild", args, os.Stderr, func(home string, checkpassword []string) (tcpserver.Handler, error) {
-		sessions := &smtpd.Listener{Home: home, CheckPassword: checkpassword, Log: os.Stderr,
-			Writer: smtpd.StartQueueWriter(home, os.Environ(), os.Stderr)}
+	return tcpserver.Main("qmail-smtpd", "qmaild", args, os.Stderr, func(home string, checkpassword []string, log io.Writer) (tcpserver.Handler, error) {
+		sessions := &smtpd.Listener{Home: home, CheckPassword: checkpassword, Log: log,
+			Writer: smtpd.StartQueueWriter(home, os.Environ(), log)}
 		return sessions.ServeConn, nil
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Listener is a standalone server (qmail-smtpd, qmail-qmtpd,
@@ -77,6 +78,14 @@ func StartListener(t testing.TB, path string, args, env []string) *Listener {
 	l.stop = func(sig os.Signal) (string, error) {
 		once.Do(func() {
 			cmd.Process.Signal(sig)
+			// The log is read to its end before Wait, which closes
+			// the pipe: lines written as the listener exits (its
+			// last batch, internal/logbuf) would be lost. A child
+			// left holding stderr does not hold the test for long.
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+			}
 			waitErr = cmd.Wait()
 			<-done
 		})
