@@ -240,8 +240,7 @@ func Enqueue(dir string, msg io.Reader, env io.Reader, sub Submission) (id uint6
 }
 
 // enqueue is Enqueue in bufs (the writer reuses them from message to
-// message), and
-// without pulling the trigger: that is the caller's.
+// message) and without pulling the trigger, which is the caller's.
 func enqueue(dir string, msg io.Reader, env io.Reader, sub Submission, bufs *enqueueBuffers) (id uint64, err error) {
 	run := &enqueueRun{dir: dir, messFD: -1, intdFD: -1, bufs: bufs}
 	defer func() {

@@ -139,20 +139,18 @@ func ServeWriter(dir string, conn *net.UnixConn, pid int) error {
 			defer running.Done()
 			b := bufs.Get().(*enqueueBuffers)
 			defer bufs.Put(b)
+			var code int
 			if len(fds) == 2 {
-				code := enqueueFDs(dir, fds[0], fds[1], sub, b)
-				if code == 0 {
-					trigger.pull()
-				}
-				reply(id, code)
-				return
+				code = enqueueFDs(dir, fds[0], fds[1], sub, b)
+			} else {
+				_, err := enqueue(dir, bytes.NewReader(msg), bytes.NewReader(env), sub, b)
+				requests.Put(req)
+				code = ExitCode(err)
 			}
-			_, err := enqueue(dir, bytes.NewReader(msg), bytes.NewReader(env), sub, b)
-			requests.Put(req)
-			if err == nil {
+			if code == 0 {
 				trigger.pull()
 			}
-			reply(id, ExitCode(err))
+			reply(id, code)
 		}()
 	}
 }
